@@ -1,0 +1,204 @@
+// skiffd configuration: embedded defaults, overridden by an optional TOML file, overridden by
+// flags. Unknown keys are errors: a misspelt option silently ignored is worse than a refusal.
+import { readFile } from 'node:fs/promises';
+import { parse as parseToml } from 'smol-toml';
+import type { Level } from 'pino';
+import { SkiffError, errnoCode, errorMessage } from '../common/errors.js';
+import { LOG_LEVELS } from '../common/log.js';
+import { parseDuration } from './duration.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/skiff/skiff.toml';
+
+export interface DaemonConfig {
+  /** Unix socket path of the CRI gRPC server. */
+  socket: string;
+  /** Persistent state: images, snapshots, pod and container records. */
+  root: string;
+  /** Volatile state: sockets, netns pins, bundles. */
+  state: string;
+  logLevel: Level;
+  cgroupDriver: 'cgroupfs' | 'systemd';
+  images: {
+    maxConcurrentDownloads: number;
+    /** A pull receiving no byte for this long is cancelled; 0 disables. */
+    pullProgressTimeoutMs: number;
+  };
+  registry: {
+    /** Registry domain → mirror endpoint URLs tried first, in order. */
+    mirrors: Record<string, string[]>;
+    /** Registry domains spoken to over plain HTTP. */
+    insecure: string[];
+    retries: number;
+  };
+}
+
+export function defaultConfig(): DaemonConfig {
+  return {
+    socket: '/run/skiff/skiff.sock',
+    root: '/var/lib/skiff',
+    state: '/run/skiff',
+    logLevel: 'info',
+    cgroupDriver: 'cgroupfs',
+    images: { maxConcurrentDownloads: 3, pullProgressTimeoutMs: 5 * 60_000 },
+    registry: { mirrors: {}, insecure: [], retries: 3 },
+  };
+}
+
+type Table = Record<string, unknown>;
+
+class ConfigReader {
+  constructor(private readonly source: string) {}
+
+  fail(key: string, why: string): never {
+    throw new SkiffError('SKIFF_CONFIG_INVALID', `${this.source}: ${key}: ${why}`);
+  }
+
+  table(t: Table, key: string): Table | undefined {
+    const v = t[key];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(key, 'must be a table');
+    return v as Table;
+  }
+
+  only(t: Table, prefix: string, keys: string[]): void {
+    for (const k of Object.keys(t)) {
+      if (!keys.includes(k)) this.fail(prefix + k, `unknown option (known: ${keys.join(', ')})`);
+    }
+  }
+
+  string(t: Table, key: string, name = key): string | undefined {
+    const v = t[key];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string' || v === '') this.fail(name, 'must be a non-empty string');
+    return v;
+  }
+
+  absPath(t: Table, key: string): string | undefined {
+    const v = this.string(t, key);
+    if (v !== undefined && !v.startsWith('/')) this.fail(key, `must be an absolute path, got "${v}"`);
+    return v;
+  }
+
+  positiveInt(t: Table, key: string, name: string, allowZero = false): number | undefined {
+    const v = t[key];
+    if (v === undefined) return undefined;
+    const n = typeof v === 'bigint' ? Number(v) : v;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < (allowZero ? 0 : 1) || n > 1000) {
+      this.fail(name, `must be an integer between ${allowZero ? 0 : 1} and 1000`);
+    }
+    return n;
+  }
+
+  duration(t: Table, key: string, name: string): number | undefined {
+    const v = this.string(t, key, name);
+    if (v === undefined) return undefined;
+    try {
+      return parseDuration(v);
+    } catch (err) {
+      this.fail(name, errorMessage(err));
+    }
+  }
+
+  stringList(v: unknown, name: string): string[] {
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x !== '')) this.fail(name, 'must be a list of strings');
+    return v as string[];
+  }
+}
+
+/** Applies a parsed TOML document to `base`. */
+export function applyToml(base: DaemonConfig, doc: Table, source: string): DaemonConfig {
+  const r = new ConfigReader(source);
+  const cfg = structuredClone(base);
+  r.only(doc, '', ['socket', 'root', 'state', 'log_level', 'cgroup_driver', 'images', 'registry']);
+  cfg.socket = r.absPath(doc, 'socket') ?? cfg.socket;
+  cfg.root = r.absPath(doc, 'root') ?? cfg.root;
+  cfg.state = r.absPath(doc, 'state') ?? cfg.state;
+  const level = r.string(doc, 'log_level');
+  if (level !== undefined) cfg.logLevel = checkLevel(level, (why) => r.fail('log_level', why));
+  const driver = r.string(doc, 'cgroup_driver');
+  if (driver !== undefined) {
+    if (driver !== 'cgroupfs' && driver !== 'systemd') r.fail('cgroup_driver', `must be "cgroupfs" or "systemd", got "${driver}"`);
+    cfg.cgroupDriver = driver as 'cgroupfs' | 'systemd';
+  }
+  const images = r.table(doc, 'images');
+  if (images) {
+    r.only(images, 'images.', ['max_concurrent_downloads', 'pull_progress_timeout']);
+    cfg.images.maxConcurrentDownloads =
+      r.positiveInt(images, 'max_concurrent_downloads', 'images.max_concurrent_downloads') ?? cfg.images.maxConcurrentDownloads;
+    cfg.images.pullProgressTimeoutMs =
+      r.duration(images, 'pull_progress_timeout', 'images.pull_progress_timeout') ?? cfg.images.pullProgressTimeoutMs;
+  }
+  const registry = r.table(doc, 'registry');
+  if (registry) {
+    r.only(registry, 'registry.', ['mirrors', 'insecure', 'retries']);
+    if (registry.insecure !== undefined) cfg.registry.insecure = r.stringList(registry.insecure, 'registry.insecure');
+    cfg.registry.retries = r.positiveInt(registry, 'retries', 'registry.retries', true) ?? cfg.registry.retries;
+    const mirrors = r.table(registry, 'mirrors');
+    if (mirrors) {
+      for (const [domain, v] of Object.entries(mirrors)) {
+        const name = `registry.mirrors."${domain}"`;
+        if (typeof v !== 'object' || v === null || Array.isArray(v)) r.fail(name, 'must be a table with endpoints = [...]');
+        r.only(v as Table, name + '.', ['endpoints']);
+        const endpoints = r.stringList((v as Table).endpoints, name + '.endpoints');
+        for (const e of endpoints) {
+          if (!/^https?:\/\/[^/]+/.test(e)) r.fail(name + '.endpoints', `"${e}" is not an http:// or https:// URL`);
+        }
+        cfg.registry.mirrors[domain] = endpoints;
+      }
+    }
+  }
+  return cfg;
+}
+
+function checkLevel(level: string, fail: (why: string) => never): Level {
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) fail(`must be one of ${LOG_LEVELS.join(', ')}, got "${level}"`);
+  return level as Level;
+}
+
+export interface Flags {
+  config?: string;
+  socket?: string;
+  root?: string;
+  state?: string;
+  logLevel?: string;
+}
+
+/**
+ * Defaults, then the config file (`--config`, else /etc/skiff/skiff.toml if it exists), then
+ * flags. A config file named by flag must exist.
+ */
+export async function loadConfig(flags: Flags): Promise<{ config: DaemonConfig; source: string }> {
+  let cfg = defaultConfig();
+  let source = 'embedded defaults';
+  const path = flags.config ?? DEFAULT_CONFIG_PATH;
+  let text: string | undefined;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT' || flags.config !== undefined) {
+      throw new SkiffError('SKIFF_CONFIG_INVALID', `cannot read config file ${path}: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+  if (text !== undefined) {
+    let doc: Table;
+    try {
+      doc = parseToml(text) as Table;
+    } catch (err) {
+      throw new SkiffError('SKIFF_CONFIG_INVALID', `${path}: not valid TOML: ${errorMessage(err)}`, { cause: err });
+    }
+    cfg = applyToml(cfg, doc, path);
+    source = path;
+  }
+  const fl = new ConfigReader('flags');
+  const flagTable: Table = {};
+  if (flags.socket !== undefined) flagTable.socket = flags.socket;
+  if (flags.root !== undefined) flagTable.root = flags.root;
+  if (flags.state !== undefined) flagTable.state = flags.state;
+  if (flags.logLevel !== undefined) flagTable.log_level = flags.logLevel;
+  cfg.socket = fl.absPath(flagTable, 'socket') ?? cfg.socket;
+  cfg.root = fl.absPath(flagTable, 'root') ?? cfg.root;
+  cfg.state = fl.absPath(flagTable, 'state') ?? cfg.state;
+  const level = fl.string(flagTable, 'log_level', '--log-level');
+  if (level !== undefined) cfg.logLevel = checkLevel(level, (why) => fl.fail('--log-level', why));
+  return { config: cfg, source };
+}

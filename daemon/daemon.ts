@@ -1,0 +1,91 @@
+// skiffd's life: take the root, state dir and socket exclusively, open the stores (which clean
+// up what a crash left), serve CRI on the socket, and on shutdown stop accepting calls, finish
+// or cancel the ones in flight, and remove the socket.
+import { chmod, unlink } from 'node:fs/promises';
+import type * as grpc from '@grpc/grpc-js';
+import { errnoCode } from '../common/errors.js';
+import { logger, setLogLevel } from '../common/log.js';
+import { skiffVersion } from '../common/version.js';
+import { ImageService } from '../images/service.js';
+import { createCriServer, listenUnix } from '../cri/server.js';
+import type { DaemonConfig } from './config.js';
+import { claimSocket, lockDir, type Held } from './exclusive.js';
+
+const log = logger('daemon');
+
+/** OCI runtime handlers a RuntimeClass may name; the pods issue starts using them. */
+const HANDLERS = ['crun', 'runc'];
+
+export class Daemon {
+  private server: grpc.Server | undefined;
+  private held: Held[] = [];
+  private ready = false;
+  images: ImageService | undefined;
+
+  constructor(readonly config: DaemonConfig) {}
+
+  async start(): Promise<void> {
+    const cfg = this.config;
+    setLogLevel(cfg.logLevel);
+    try {
+      this.held.push(await lockDir(cfg.root, 'root', undefined));
+      this.held.push(await lockDir(cfg.state, 'state dir', undefined));
+      const socketState = await claimSocket(cfg.socket);
+      if (socketState === 'replaced-stale') log.warn({ socket: cfg.socket }, 'replaced a stale socket left by an earlier skiffd');
+      const images = await ImageService.open({
+        root: cfg.root,
+        hosts: { mirrors: cfg.registry.mirrors, insecure: cfg.registry.insecure },
+        progressTimeoutMs: cfg.images.pullProgressTimeoutMs,
+        maxConcurrentDownloads: cfg.images.maxConcurrentDownloads,
+        registryRetries: cfg.registry.retries,
+        userAgent: `skiff/${skiffVersion()}`,
+      });
+      this.images = images;
+      this.server = createCriServer({
+        images,
+        cgroupDriver: () => cfg.cgroupDriver,
+        isReady: () => this.ready,
+        status: {
+          config: () => cfg,
+          runtimeReady: () => ({ ready: this.ready, reason: 'Starting', message: 'skiffd is starting' }),
+          networkReady: () => ({
+            ready: false,
+            reason: 'NetworkPluginNotReady',
+            message: 'skiff: pod networking is not configured on this node yet',
+          }),
+          handlers: () => HANDLERS,
+        },
+      });
+      await listenUnix(this.server, cfg.socket);
+      await chmod(cfg.socket, 0o660);
+      this.ready = true;
+      log.info({ socket: cfg.socket, root: cfg.root, state: cfg.state, version: skiffVersion() }, 'skiffd ready');
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  /** Graceful stop: in-flight calls get `graceMs` to finish, then are cancelled. */
+  async stop(graceMs = 5000): Promise<void> {
+    this.ready = false;
+    const server = this.server;
+    this.server = undefined;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      await unlink(this.config.socket).catch((err: unknown) => {
+        if (errnoCode(err) !== 'ENOENT') log.warn({ err }, 'could not remove socket');
+      });
+    }
+    for (const h of this.held.splice(0)) h.release();
+  }
+}

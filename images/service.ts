@@ -1,0 +1,245 @@
+// The image service: what skiff's CRI ImageService (and, later, container creation) asks of
+// images/. It owns the stores under <root> and knows nothing of gRPC or CRI messages.
+//
+//   <root>/content/    blobs by digest, ingests
+//   <root>/snapshots/  unpacked layers by chainID
+//   <root>/images/     one record per image
+import { join } from 'node:path';
+import { SkiffError, isSkiffError } from '../common/errors.js';
+import { logger } from '../common/log.js';
+import { ContentStore } from './content/store.js';
+import { diskUsage, type Usage } from './fs-usage.js';
+import { Leases, collect, type GcResult } from './gc.js';
+import { ImageStore, type ImageRecord } from './image-store.js';
+import type { Platform } from './oci.js';
+import { defaultPlatform } from './platform.js';
+import { Puller } from './pull.js';
+import { formatReference, parseReference, repository, withDefaultTag, type Reference } from './reference.js';
+import type { Credentials } from './registry/auth.js';
+import { RegistryClient } from './registry/client.js';
+import type { RegistryHostsConfig } from './registry/hosts.js';
+import { SnapshotStore } from './snapshots/store.js';
+
+const log = logger('images');
+
+export interface ImageServiceOptions {
+  root: string;
+  hosts: RegistryHostsConfig;
+  /** A pull that receives no byte for this long fails (0 = never). */
+  progressTimeoutMs: number;
+  maxConcurrentDownloads: number;
+  platform?: Platform;
+  registryRetries?: number;
+  userAgent?: string;
+}
+
+export interface FsInfo {
+  mountpoint: string;
+  usedBytes: number;
+  inodesUsed: number;
+  timestamp: Date;
+}
+
+const FULL_ID = /^(sha256:)?[a-f0-9]{64}$/;
+const ID_PREFIX = /^(sha256:)?[a-f0-9]{4,63}$/;
+
+export class ImageService {
+  readonly content: ContentStore;
+  readonly snapshots: SnapshotStore;
+  readonly images: ImageStore;
+  private readonly leases = new Leases();
+  private readonly puller: Puller;
+  private usage: Usage | undefined;
+  private usagePromise: Promise<Usage> | undefined;
+
+  private constructor(readonly opts: ImageServiceOptions) {
+    this.content = new ContentStore(join(opts.root, 'content'));
+    this.snapshots = new SnapshotStore(join(opts.root, 'snapshots'));
+    this.images = new ImageStore(join(opts.root, 'images'));
+    const registry = new RegistryClient({
+      hosts: opts.hosts,
+      ...(opts.registryRetries !== undefined ? { retries: opts.registryRetries } : {}),
+      ...(opts.userAgent ? { userAgent: opts.userAgent } : {}),
+    });
+    this.puller = new Puller({
+      registry,
+      content: this.content,
+      snapshots: this.snapshots,
+      images: this.images,
+      leases: this.leases,
+      platform: opts.platform ?? defaultPlatform(),
+      progressTimeoutMs: opts.progressTimeoutMs,
+      maxConcurrentDownloads: opts.maxConcurrentDownloads,
+      collect: async (touched) => {
+        await collect(this.stores(), { only: touched });
+        this.usage = undefined;
+      },
+    });
+  }
+
+  /** Opens the stores and removes what a crash left half-done. */
+  static async open(opts: ImageServiceOptions): Promise<ImageService> {
+    const svc = new ImageService(opts);
+    await svc.content.init();
+    await svc.snapshots.init();
+    await svc.images.load();
+    const stale = await svc.snapshots.removeStalePreparations();
+    if (stale) log.info({ count: stale }, 'removed unfinished snapshot preparations');
+    // Ingests are kept: a pull interrupted by a crash resumes from them.
+    await svc.gc();
+    return svc;
+  }
+
+  private stores(): Parameters<typeof collect>[0] {
+    return { content: this.content, snapshots: this.snapshots, images: this.images, leases: this.leases };
+  }
+
+  async gc(opts: { ingests?: boolean } = {}): Promise<GcResult> {
+    const r = await collect(this.stores(), opts);
+    this.usage = undefined;
+    return r;
+  }
+
+  /** Pulls an image by reference; returns its record. */
+  async pull(image: string, creds: Credentials | undefined, signal: AbortSignal): Promise<ImageRecord> {
+    const ref = withDefaultTag(parseReference(image));
+    const { image: rec } = await this.puller.pull(ref, creds, signal);
+    this.usage = undefined;
+    return rec;
+  }
+
+  /** Pulls and also reports the bytes fetched (benchmarks, metrics). */
+  async pullWithStats(image: string, creds: Credentials | undefined, signal: AbortSignal): Promise<{ image: ImageRecord; bytesFetched: number }> {
+    const ref = withDefaultTag(parseReference(image));
+    const r = await this.puller.pull(ref, creds, signal);
+    this.usage = undefined;
+    return r;
+  }
+
+  /**
+   * Finds a local image by id (full or a unique prefix), by tag reference or by digest reference,
+   * the way containerd's LocalResolve does. Unknown → undefined; malformed → SKIFF_IMAGE_REF_INVALID.
+   */
+  resolve(nameOrId: string): ImageRecord | undefined {
+    const s = nameOrId.trim();
+    if (!s) throw new SkiffError('SKIFF_IMAGE_REF_INVALID', 'image reference is empty');
+    if (FULL_ID.test(s)) return this.images.get(s.startsWith('sha256:') ? s : 'sha256:' + s);
+    let ref: Reference | undefined;
+    try {
+      ref = parseReference(s);
+    } catch (err) {
+      if (ID_PREFIX.test(s)) return this.uniquePrefix(s);
+      throw err;
+    }
+    const found = this.byReference(ref);
+    if (found) return found;
+    return ID_PREFIX.test(s) ? this.uniquePrefix(s) : undefined;
+  }
+
+  private byReference(ref: Reference): ImageRecord | undefined {
+    if (ref.digest) return this.images.byRepoDigest(`${repository(ref)}@${ref.digest}`);
+    return this.images.byTag(formatReference(withDefaultTag(ref)));
+  }
+
+  private uniquePrefix(s: string): ImageRecord | undefined {
+    const matches = this.images.byIdPrefix(s);
+    return matches.length === 1 ? matches[0] : undefined;
+  }
+
+  /**
+   * Lists images. A filter naming a repository without tag or digest lists every tag of it
+   * (crictl `images busybox`); otherwise it names one image.
+   */
+  list(filter?: string): ImageRecord[] {
+    const all = this.images.list();
+    if (!filter) return all;
+    let ref: Reference;
+    try {
+      ref = parseReference(filter);
+    } catch {
+      const r = this.resolve(filter);
+      return r ? [r] : [];
+    }
+    if (!ref.tag && !ref.digest) {
+      const repo = repository(ref);
+      return all.filter((i) => i.repoTags.some((t) => t.startsWith(repo + ':')) || i.repoDigests.some((d) => d.startsWith(repo + '@')));
+    }
+    const r = this.resolve(filter);
+    return r ? [r] : [];
+  }
+
+  /**
+   * Removes an image name or the image. By id or by digest: the whole image. By tag: only that tag
+   * while other tags remain (CRI-O's untag), the image with its last tag. Unknown: nothing to do
+   * (RemoveImage is idempotent).
+   */
+  async remove(nameOrId: string): Promise<{ removed: boolean; deleted: boolean }> {
+    const rec = this.resolve(nameOrId);
+    if (!rec) return { removed: false, deleted: false };
+    let ref: Reference | undefined;
+    if (!FULL_ID.test(nameOrId)) {
+      try {
+        ref = parseReference(nameOrId);
+      } catch (err) {
+        if (!isSkiffError(err, 'SKIFF_IMAGE_REF_INVALID')) throw err;
+      }
+    }
+    const tag = ref && !ref.digest ? formatReference(withDefaultTag(ref)) : undefined;
+    if (tag && rec.repoTags.includes(tag) && rec.repoTags.length > 1) {
+      rec.repoTags = rec.repoTags.filter((t) => t !== tag);
+      const repo = repository(ref!);
+      if (!rec.repoTags.some((t) => t.startsWith(repo + ':'))) {
+        rec.repoDigests = rec.repoDigests.filter((d) => !d.startsWith(repo + '@'));
+      }
+      await this.images.put(rec);
+      log.info({ image: rec.id, tag }, 'untagged image');
+      return { removed: true, deleted: false };
+    }
+    await this.images.delete(rec.id);
+    await this.gc();
+    log.info({ image: rec.id, tags: rec.repoTags }, 'removed image');
+    return { removed: true, deleted: true };
+  }
+
+  /** Usage of the snapshot store, cached until the next pull or removal changes it. */
+  async fsInfo(): Promise<FsInfo> {
+    if (!this.usage) {
+      this.usagePromise ??= diskUsage(this.snapshots.root).finally(() => {
+        this.usagePromise = undefined;
+      });
+      this.usage = await this.usagePromise;
+    }
+    return { mountpoint: this.snapshots.root, usedBytes: this.usage.bytes, inodesUsed: this.usage.inodes, timestamp: new Date() };
+  }
+
+  /** The verbose ImageStatus info: what containerd reports under "info". */
+  verboseInfo(rec: ImageRecord): Record<string, string> {
+    const top = rec.layers.length ? rec.layers[rec.layers.length - 1]!.chainID : '';
+    const imageSpec = {
+      architecture: rec.architecture,
+      os: rec.os,
+      ...(rec.variant ? { variant: rec.variant } : {}),
+      config: rec.config,
+      rootfs: { type: 'layers', diff_ids: rec.layers.map((l) => l.diffID) },
+    };
+    return {
+      info: JSON.stringify({
+        id: rec.id,
+        chainID: top,
+        manifestDigest: rec.manifestDigest,
+        ...(rec.indexDigest ? { indexDigest: rec.indexDigest } : {}),
+        layers: rec.layers,
+        imageSpec,
+        createdAt: rec.createdAt,
+      }),
+    };
+  }
+}
+
+/** uid or username from an image's USER (`1000`, `1000:1000`, `nobody`, `nobody:nogroup`). */
+export function imageUser(user: string | undefined): { uid?: number; username?: string } {
+  if (!user) return {};
+  const name = user.split(':')[0]!;
+  if (/^\d+$/.test(name)) return { uid: Number(name) };
+  return name ? { username: name } : {};
+}
