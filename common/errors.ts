@@ -77,7 +77,7 @@ export function isSkiffError(err: unknown, code?: ErrorCode): err is SkiffError 
 /** Node system errors carry a string `code` such as 'ENOENT'. */
 export function errnoCode(err: unknown): string | undefined {
   if (typeof err === 'object' && err !== null && 'code' in err) {
-    const code = (err as { code: unknown }).code;
+    const code = (err).code;
     return typeof code === 'string' ? code : undefined;
   }
   return undefined;

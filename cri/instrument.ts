@@ -87,7 +87,7 @@ function finish(method: string, started: bigint, err: unknown, opts: InstrumentO
   else log.info(entry, 'call failed');
   opts.observer?.onCall(method, code, seconds);
   const e = new Error(details) as grpc.ServiceError;
-  e.code = code as number as grpc.status;
+  e.code = code;
   e.details = details;
   e.metadata = new grpc.Metadata();
   return e;
@@ -105,7 +105,7 @@ export function unary<Req, Res>(method: string, handler: UnaryHandler<Req, Res>,
       callback(finish(method, started, notReady(method), opts));
       return;
     }
-    const { ctx, done } = contextFor(call as grpc.ServerUnaryCall<unknown, unknown>);
+    const { ctx, done } = contextFor(call);
     handler(call.request, ctx).then(
       (res) => {
         done();
@@ -131,7 +131,7 @@ export function serverStream<Req, Res>(
       call.emit('error', finish(method, started, notReady(method), opts));
       return;
     }
-    const { ctx, done } = contextFor(call as grpc.ServerWritableStream<unknown, unknown>);
+    const { ctx, done } = contextFor(call);
     const send = (res: Res): Promise<void> =>
       new Promise((resolve, reject) => {
         if (ctx.signal.aborted) {

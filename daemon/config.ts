@@ -182,7 +182,7 @@ export async function loadConfig(flags: Flags): Promise<{ config: DaemonConfig; 
   if (text !== undefined) {
     let doc: Table;
     try {
-      doc = parseToml(text) as Table;
+      doc = parseToml(text);
     } catch (err) {
       throw new SkiffError('SKIFF_CONFIG_INVALID', `${path}: not valid TOML: ${errorMessage(err)}`, { cause: err });
     }

@@ -13,7 +13,7 @@ export function parseDuration(s: string): number {
     re.lastIndex = pos;
     const m = re.exec(text);
     if (!m) throw new Error(`invalid duration "${s}" (use e.g. 500ms, 30s, 5m, 1h)`);
-    total += Number(m[1]) * UNIT_MS[m[2]!]!;
+    total += Number(m[1]) * UNIT_MS[m[2]];
     pos = re.lastIndex;
   }
   if (pos === 0) throw new Error(`invalid duration "${s}" (use e.g. 500ms, 30s, 5m, 1h)`);

@@ -148,8 +148,8 @@ export class Puller {
       digest: d.digest,
       mediaType: d.mediaType,
       size: d.size,
-      diffID: config.rootfs.diff_ids[i]!,
-      chainID: chainIDs[i]!,
+      diffID: config.rootfs.diff_ids[i],
+      chainID: chainIDs[i],
     }));
     for (const l of layers) {
       touched.blobs.add(l.digest);
@@ -264,10 +264,32 @@ export class Puller {
       });
       return fetched;
     } catch (err) {
-      const error = signal.aborted ? abortReason(signal) : err;
+      let error = signal.aborted ? abortReason(signal) : err;
       await snapshots.abort(prepared);
+      const streamed = writer !== undefined;
       if (writer) await (resumable(error) ? writer.close() : writer.abort());
+      // Content that does not decompress or untar may simply not be the blob the manifest names:
+      // fetch it whole and say so, rather than blaming the layer's format (containerd checks the
+      // digest before unpacking, for the same reason).
+      if (streamed && isSkiffError(error, 'SKIFF_LAYER_INVALID')) {
+        const mismatch = await this.digestMismatch(ref, creds, layer, signal);
+        if (mismatch) error = mismatch;
+      }
       throw error;
+    }
+  }
+
+  /** Downloads a blob without unpacking it; returns the digest error if its bytes are not the blob. */
+  private async digestMismatch(ref: Reference, creds: Credentials | undefined, layer: LayerRecord, signal: AbortSignal): Promise<SkiffError | undefined> {
+    const writer = await this.deps.content.openWriter(layer.digest, layer.size, { resume: false });
+    try {
+      const { stream } = await this.deps.registry.getBlob(ref, layer.digest, creds, signal);
+      for await (const chunk of stream) await writer.append(chunk as Buffer);
+      await writer.commit();
+      return undefined;
+    } catch (err) {
+      await writer.abort();
+      return isSkiffError(err, 'SKIFF_DIGEST_MISMATCH') ? err : undefined;
     }
   }
 
@@ -326,7 +348,7 @@ function credsKey(creds: Credentials | undefined): string {
 /** image-spec config.md: ChainID(L0) = DiffID(L0); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln)). */
 export function computeChainIDs(diffIDs: readonly string[]): string[] {
   const out: string[] = [];
-  for (const d of diffIDs) out.push(out.length === 0 ? d : sha256Digest(`${out[out.length - 1]!} ${d}`));
+  for (const d of diffIDs) out.push(out.length === 0 ? d : sha256Digest(`${out[out.length - 1]} ${d}`));
   return out;
 }
 

@@ -214,7 +214,7 @@ export class ImageService {
 
   /** The verbose ImageStatus info: what containerd reports under "info". */
   verboseInfo(rec: ImageRecord): Record<string, string> {
-    const top = rec.layers.length ? rec.layers[rec.layers.length - 1]!.chainID : '';
+    const top = rec.layers.length ? rec.layers[rec.layers.length - 1].chainID : '';
     const imageSpec = {
       architecture: rec.architecture,
       os: rec.os,
@@ -239,7 +239,7 @@ export class ImageService {
 /** uid or username from an image's USER (`1000`, `1000:1000`, `nobody`, `nobody:nogroup`). */
 export function imageUser(user: string | undefined): { uid?: number; username?: string } {
   if (!user) return {};
-  const name = user.split(':')[0]!;
+  const name = user.split(':')[0];
   if (/^\d+$/.test(name)) return { uid: Number(name) };
   return name ? { username: name } : {};
 }

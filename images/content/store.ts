@@ -16,7 +16,7 @@ const DIGEST_RE = /^sha256:([a-f0-9]{64})$/;
 export function digestHex(digest: string): string {
   const m = DIGEST_RE.exec(digest);
   if (!m) throw new SkiffError('SKIFF_INVALID_ARGUMENT', `unsupported or malformed digest "${digest}"`);
-  return m[1]!;
+  return m[1];
 }
 
 export function sha256Digest(data: Uint8Array | string): string {

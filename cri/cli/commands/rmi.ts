@@ -1,0 +1,47 @@
+// `skiff rmi`: RemoveImage for each named image (or all with -a), printing what was deleted like
+// crictl: each tag of the image, or its digests when it has no tag. One failure does not stop the
+// others; the command then exits 1.
+import { defineCommand } from '../command.js';
+import { usageError } from '../args.js';
+import { errorMessage } from '../../../common/errors.js';
+
+export const rmiCommand = defineCommand({
+  name: 'rmi',
+  summary: 'Remove one or more images',
+  args: 'IMAGE-ID [IMAGE-ID...]',
+  options: {
+    all: { type: 'boolean', short: 'a', description: 'Remove all images' },
+  },
+  async run(ctx, values, positionals) {
+    const ids = new Set(positionals);
+    if (values.all) {
+      const r = await ctx.rpc('ListImages', {}, () => ctx.client().listImages({}, ctx.callOptions()));
+      for (const image of r.images) ids.add(image.id);
+      if (ids.size === 0) {
+        ctx.err('No images to remove\n');
+        return;
+      }
+    }
+    if (ids.size === 0) throw usageError('rmi needs at least one image, or -a');
+
+    let failed = false;
+    for (const id of ids) {
+      try {
+        const request = { image: { image: id } };
+        const status = await ctx.rpc('ImageStatus', request, () => ctx.client().imageStatus(request, ctx.callOptions()));
+        if (!status.image) {
+          ctx.err(`skiff: no such image ${id}\n`);
+          failed = true;
+          continue;
+        }
+        await ctx.rpc('RemoveImage', request, () => ctx.client().removeImage(request, ctx.callOptions()));
+        const names = status.image.repo_tags.length > 0 ? status.image.repo_tags : status.image.repo_digests;
+        ctx.out(names.map((name) => `Deleted: ${name}\n`).join(''));
+      } catch (err) {
+        ctx.err(`skiff: ${errorMessage(err)}\n`);
+        failed = true;
+      }
+    }
+    if (failed) throw new Error('unable to remove the image(s)');
+  },
+});

@@ -1,0 +1,127 @@
+#!/usr/bin/env node
+// The skiff CLI: crictl's command names and flags over the typed CRI client. main() takes argv and
+// writers and returns the exit code, so tests run it in-process; the bottom of this file runs it
+// when this module is the program.
+import { realpathSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { logger, setLogLevel } from '../../common/log.js';
+import { CriClient } from '../client/client.js';
+import { parseGlobalArgs, usageError, type SplitArgs } from './args.js';
+import { sendRpc, type Command, type CommandContext } from './command.js';
+import { commandHelp, mainHelp } from './help.js';
+import { failure } from './output.js';
+import { versionCommand } from './commands/version.js';
+import { infoCommand } from './commands/info.js';
+import { pullCommand } from './commands/pull.js';
+import { imagesCommand } from './commands/images.js';
+import { inspectiCommand } from './commands/inspecti.js';
+import { rmiCommand } from './commands/rmi.js';
+import { imagefsinfoCommand } from './commands/imagefsinfo.js';
+
+export const COMMANDS: readonly Command[] = [
+  versionCommand,
+  infoCommand,
+  pullCommand,
+  imagesCommand,
+  inspectiCommand,
+  rmiCommand,
+  imagefsinfoCommand,
+];
+
+export interface Writer {
+  write(text: string): unknown;
+}
+
+export interface CliIo {
+  stdout: Writer;
+  stderr: Writer;
+  env: Record<string, string | undefined>;
+}
+
+/** Runs one skiff command line (without the program name) and returns the exit code: 0, 1 or 2 (usage). */
+export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Promise<number> {
+  const stdout = io.stdout ?? process.stdout;
+  const stderr = io.stderr ?? process.stderr;
+  const env = io.env ?? process.env;
+  let client: CriClient | undefined;
+  try {
+    const split = parseGlobalArgs(argv, env);
+    const { global } = split;
+    if (global.debug) setLogLevel('debug');
+    if (global.version) {
+      stdout.write(`skiff version ${packageVersion()}\n`);
+      return 0;
+    }
+    const command = resolveCommand(split, stdout);
+    if (!command) return 0;
+
+    const log = logger('cli');
+    const ctx: CommandContext = {
+      global,
+      env,
+      log,
+      out: (text) => void stdout.write(text),
+      err: (text) => void stderr.write(text),
+      client: () => (client ??= new CriClient({ runtimeEndpoint: global.runtimeEndpoint, imageEndpoint: global.imageEndpoint })),
+      callOptions: () => ({ timeoutMs: global.timeoutMs }),
+      rpc: (name, request, send) => sendRpc(log, name, request, send),
+    };
+    await command.execute(ctx, split.rest, commandHelp);
+    return 0;
+  } catch (err) {
+    const { message, exitCode } = failure(err);
+    stderr.write(`${message}\n`);
+    if (exitCode === 2) stderr.write("Run 'skiff --help' for usage.\n");
+    return exitCode;
+  } finally {
+    client?.close();
+  }
+}
+
+/** The command to run, or undefined when help was printed instead. */
+function resolveCommand(split: SplitArgs, stdout: Writer): Command | undefined {
+  const { command: name, rest, global } = split;
+  if (global.help || name === undefined) {
+    stdout.write(mainHelp(COMMANDS));
+    return undefined;
+  }
+  if (name === 'help' || name === 'h') {
+    const topic = rest[0];
+    if (topic === undefined) stdout.write(mainHelp(COMMANDS));
+    else stdout.write(commandHelp(findCommand(topic)));
+    return undefined;
+  }
+  return findCommand(name);
+}
+
+function findCommand(name: string): Command {
+  const command = COMMANDS.find((c) => c.name === name || c.aliases.includes(name));
+  if (!command) throw usageError(`unknown command "${name}"`);
+  return command;
+}
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+// npm links the bin through a symlink, so compare real paths to know whether this is the program.
+function isProgram(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isProgram()) {
+  void main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

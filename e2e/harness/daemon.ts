@@ -1,0 +1,144 @@
+// A real skiffd for e2e tests: its own temp root, state dir and socket, a config file written
+// by the test, logs in a file, and a CriClient plus the `skiff` CLI pointed at its socket.
+// The daemon runs in a private mount namespace whose /etc/resolv.conf names 127.0.0.1 and whose
+// /etc/hosts is the test's: whatever a test makes skiffd look up never leaves the machine.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CriClient } from '../../cri/client/client.js';
+import { spawnLogged, stopChild, tail, waitUntil } from './process.js';
+
+const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+export const SKIFFD = join(REPO, 'dist', 'daemon', 'main.js');
+export const SKIFF_CLI = join(REPO, 'dist', 'cri', 'cli', 'main.js');
+
+export interface DaemonOptions {
+  /** TOML appended after the socket/root/state lines (sections such as [registry]). */
+  toml?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class TestDaemon {
+  child: ChildProcess | undefined;
+  readonly client: CriClient;
+
+  private constructor(
+    readonly dir: string,
+    readonly opts: DaemonOptions,
+  ) {
+    this.client = new CriClient({ runtimeEndpoint: this.endpoint });
+  }
+
+  get socket(): string {
+    return join(this.dir, 'run', 'skiff.sock');
+  }
+  get root(): string {
+    return join(this.dir, 'root');
+  }
+  get state(): string {
+    return join(this.dir, 'run');
+  }
+  get endpoint(): string {
+    return `unix://${this.socket}`;
+  }
+  get logFile(): string {
+    return join(this.dir, 'skiffd.log');
+  }
+  get configFile(): string {
+    return join(this.dir, 'skiff.toml');
+  }
+
+  static async start(opts: DaemonOptions = {}): Promise<TestDaemon> {
+    const dir = await mkdtemp(join(tmpdir(), 'skiff-e2e-'));
+    const d = new TestDaemon(dir, opts);
+    await writeFile(
+      d.configFile,
+      [`socket = ${JSON.stringify(d.socket)}`, `root = ${JSON.stringify(d.root)}`, `state = ${JSON.stringify(d.state)}`, 'log_level = "debug"', opts.toml ?? ''].join(
+        '\n',
+      ) + '\n',
+    );
+    await writeFile(join(dir, 'resolv.conf'), 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n');
+    await writeFile(join(dir, 'hosts'), '127.0.0.1 localhost\n::1 localhost\n');
+    try {
+      await d.launch();
+    } catch (err) {
+      await d.cleanup();
+      throw err;
+    }
+    return d;
+  }
+
+  /** Starts (or restarts) the daemon process and waits until it answers Version. */
+  async launch(): Promise<void> {
+    const script = 'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && exec "$@"';
+    this.child = await spawnLogged(
+      'unshare',
+      ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', join(this.dir, 'resolv.conf'), join(this.dir, 'hosts'), process.execPath, SKIFFD, '--config', this.configFile],
+      this.logFile,
+      { ...process.env, ...this.opts.env },
+    );
+    const child = this.child;
+    try {
+      await waitUntil('skiffd', async () => (await this.client.version({}, { timeoutMs: 500 })).runtime_name === 'skiff', {
+        timeoutMs: 20_000,
+        child,
+      });
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n--- skiffd log ---\n${await tail(this.logFile, 40)}`);
+    }
+  }
+
+  /** SIGTERM and wait: the clean shutdown path. Returns the exit code. */
+  async stop(): Promise<number | null> {
+    const child = this.child;
+    if (!child) return null;
+    await stopChild(child, 10_000);
+    this.child = undefined;
+    return child.exitCode;
+  }
+
+  /** SIGKILL: a crash, as far as skiffd can tell. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+    this.child = undefined;
+  }
+
+  /** Runs the real `skiff` CLI against this daemon. */
+  cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [SKIFF_CLI, '--runtime-endpoint', this.endpoint, ...args], {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+      child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+      child.once('error', reject);
+      child.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    });
+  }
+
+  async log(): Promise<string> {
+    return tail(this.logFile, 10_000);
+  }
+
+  /** Stops the daemon and removes everything it had under its temp dir. */
+  async cleanup(): Promise<void> {
+    this.client.close();
+    await this.stop();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
