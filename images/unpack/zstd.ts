@@ -5,7 +5,7 @@ import * as zlib from 'node:zlib';
 import { Transform, type TransformCallback } from 'node:stream';
 import { Decompress } from 'fzstd';
 
-type NativeZstd = () => Transform;
+type NativeZstd = (opts?: { chunkSize?: number }) => Transform;
 
 /** zlib.createZstdDecompress when this Node has it; @types/node 20 does not know it yet. */
 function nativeZstd(): NativeZstd | undefined {
@@ -14,8 +14,8 @@ function nativeZstd(): NativeZstd | undefined {
 }
 
 /** A zstd decompressing Transform, the best one this Node offers. */
-export function createZstdDecompress(): Transform {
-  return nativeZstd()?.() ?? new FzstdDecompress();
+export function createZstdDecompress(chunkSize?: number): Transform {
+  return nativeZstd()?.(chunkSize ? { chunkSize } : undefined) ?? new FzstdDecompress();
 }
 
 // fzstd decodes synchronously, and one push yields every block the pushed bytes complete: an RLE
