@@ -86,7 +86,7 @@ export async function benchImages(): Promise<string> {
       ),
     );
     if (series.length === 2) {
-      const ratio = percentile(series[1]!.coldMs, 50) / percentile(series[0]!.coldMs, 50);
+      const ratio = percentile(series[1].coldMs, 50) / percentile(series[0].coldMs, 50);
       out.push(`cold pull: skiff is ${ratio.toFixed(2)}x containerd's speed (containerd p50 / skiff p50; goal >= 1.00)`);
     }
   } finally {
