@@ -5,7 +5,7 @@ import { parse as parseToml } from 'smol-toml';
 import type { Level } from 'pino';
 import { SkiffError, errnoCode, errorMessage } from '../common/errors.js';
 import { LOG_LEVELS } from '../common/log.js';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../common/duration.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/skiff/skiff.toml';
 
@@ -92,11 +92,14 @@ class ConfigReader {
   duration(t: Table, key: string, name: string): number | undefined {
     const v = this.string(t, key, name);
     if (v === undefined) return undefined;
+    let ms: number;
     try {
-      return parseDuration(v);
+      ms = parseDuration(v);
     } catch (err) {
       this.fail(name, errorMessage(err));
     }
+    if (ms < 0) this.fail(name, `must not be negative, got "${v}"`);
+    return Math.round(ms);
   }
 
   stringList(v: unknown, name: string): string[] {

@@ -3,6 +3,7 @@
 // Go's syntax (`2s`, `1m30s`) because that is what people type for crictl.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { SkiffError } from '../../common/errors.js';
+import { parseDuration as parseGoDuration } from '../../common/duration.js';
 import { DEFAULT_ENDPOINT } from '../client/client.js';
 
 /** A usage problem: the CLI prints it and exits 2, and no rpc has been sent. */
@@ -10,30 +11,13 @@ export function usageError(message: string): SkiffError {
   return new SkiffError('SKIFF_INVALID_ARGUMENT', message);
 }
 
-const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-// Sticky: each match must start where the previous one ended. `ms` is tried before `m` and `s`.
-const DURATION_PART = /(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
-
-/** Go's time.ParseDuration, in milliseconds: `300ms`, `1.5h`, `2h45m`; a bare number only for `0`. */
+/** Go's time.ParseDuration, in milliseconds; a malformed duration is a usage error. */
 export function parseDuration(text: string): number {
-  let rest = text.trim();
-  let sign = 1;
-  if (rest.startsWith('-') || rest.startsWith('+')) {
-    if (rest.startsWith('-')) sign = -1;
-    rest = rest.slice(1);
+  try {
+    return parseGoDuration(text);
+  } catch (err) {
+    throw usageError((err as Error).message);
   }
-  if (rest === '0') return 0;
-  if (rest === '') throw usageError(`invalid duration "${text}"`);
-  let total = 0;
-  let pos = 0;
-  while (pos < rest.length) {
-    DURATION_PART.lastIndex = pos;
-    const m = DURATION_PART.exec(rest);
-    if (!m) throw usageError(`invalid duration "${text}" (use a number with a unit: ns, us, ms, s, m, h)`);
-    total += Number.parseFloat(m[1]) * UNIT_MS[m[2]];
-    pos = DURATION_PART.lastIndex;
-  }
-  return sign * total;
 }
 
 /** A flag of a command: parseArgs' description plus what help prints. */
