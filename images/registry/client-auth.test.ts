@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { RegistryClient } from './client.js';
 import type { Credentials } from './auth.js';
 import { json, pathOf, registryHandler, serve, specError, type FakeImage, type TestServer } from './test-server.js';
-import { isSkiffError, type ErrorCode } from '../../common/errors.js';
+import { rejectsWith } from '../../common/assert-error.js';
 import { MediaType } from '../oci.js';
 import type { Reference } from '../reference.js';
 
@@ -26,14 +26,6 @@ const live = (): AbortSignal => new AbortController().signal;
 const refOf = (s: TestServer): Reference => ({ domain: s.host, path: 'team/app', tag: 'v1' });
 const newClient = (): RegistryClient => new RegistryClient({ hosts: { mirrors: {}, insecure: [] }, retryBaseMs: 1 });
 
-async function rejectsWith(p: Promise<unknown>, code: ErrorCode, message?: string | RegExp): Promise<void> {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(isSkiffError(err, code), `want ${code}, got ${String(err)}`);
-    if (typeof message === 'string') assert.equal(err.message, message);
-    else if (message) assert.match(err.message, message);
-    return true;
-  });
-}
 
 /**
  * A token server that hands out `token-<n>` for the right (or any, when `users` is empty)

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { RegistryClient } from './client.js';
 import { pathOf, registryHandler, serve, specError, type FakeImage, type TestServer } from './test-server.js';
-import { isSkiffError, type ErrorCode } from '../../common/errors.js';
+import { rejectsWith } from '../../common/assert-error.js';
 import { MediaType } from '../oci.js';
 import type { Reference } from '../reference.js';
 
@@ -26,14 +26,6 @@ function clientFor(registry: TestServer, mirrors: TestServer[], retries = 1): Re
   return new RegistryClient({ hosts: { mirrors: { [registry.host]: mirrors.map((m) => m.base) }, insecure: [] }, retries, retryBaseMs: 1 });
 }
 
-async function rejectsWith(p: Promise<unknown>, code: ErrorCode, message?: string | RegExp): Promise<void> {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(isSkiffError(err, code), `want ${code}, got ${String(err)}`);
-    if (typeof message === 'string') assert.equal(err.message, message);
-    else if (message) assert.match(err.message, message);
-    return true;
-  });
-}
 
 void test('a mirror that has the image serves it, with ?ns=<registry>; the registry is not contacted', async (t) => {
   const img = fakeImage();

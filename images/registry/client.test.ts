@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { LookupFunction } from 'node:net';
 import { RegistryClient, type RegistryClientOptions } from './client.js';
 import { registryHandler, serve, specError, json, type FakeImage, type TestServer } from './test-server.js';
-import { isSkiffError, type ErrorCode } from '../../common/errors.js';
+import { rejectsWith } from '../../common/assert-error.js';
 import { MediaType } from '../oci.js';
 import type { Reference } from '../reference.js';
 
@@ -48,14 +48,6 @@ function refOf(server: TestServer | string, path = 'app', tag = 'v1'): Reference
 
 const live = (): AbortSignal => new AbortController().signal;
 
-async function rejectsWith(p: Promise<unknown>, code: ErrorCode, message?: RegExp | string): Promise<void> {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(isSkiffError(err, code), `want ${code}, got ${String(err)}`);
-    if (typeof message === 'string') assert.equal(err.message, message);
-    else if (message) assert.match(err.message, message);
-    return true;
-  });
-}
 
 async function drain(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
