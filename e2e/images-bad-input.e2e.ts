@@ -13,6 +13,50 @@ import { pushImage, type PushedImage } from './harness/push.js';
 import { TestDaemon } from './harness/daemon.js';
 import { listStores, type StoreListing } from './harness/on-disk.js';
 import { randomBytes } from 'node:crypto';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * A proxy in front of the real registry that passes everything through, except that large blob
+ * downloads stop after half their bytes and hang: a stalled network, as skiffd sees it.
+ */
+async function stallingProxy(target: TestRegistry): Promise<{ host: string; stalled: number; close(): Promise<void> }> {
+  const state = { stalled: 0 };
+  const hung = new Set<import('node:http').ServerResponse>();
+  const server: Server = createServer((req, res) => {
+    const up = request(`${target.url}${req.url ?? '/'}`, { method: req.method, headers: { ...req.headers, host: target.host } }, (upRes) => {
+      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+      const size = Number(upRes.headers['content-length'] ?? 0);
+      if (!/\/blobs\/sha256:/.test(req.url ?? '') || req.method !== 'GET' || size < 1 << 20) {
+        upRes.pipe(res);
+        return;
+      }
+      state.stalled++;
+      hung.add(res);
+      let sent = 0;
+      upRes.on('data', (chunk: Buffer) => {
+        if (sent >= size / 2) return upRes.destroy();
+        sent += chunk.length;
+        res.write(chunk);
+      });
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    host: `127.0.0.1:${port}`,
+    get stalled() {
+      return state.stalled;
+    },
+    close: async () => {
+      for (const res of hung) res.destroy();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
 
 function grpcError(code: GrpcStatus, re: RegExp) {
   return (err: unknown): boolean => {
@@ -46,6 +90,7 @@ describe('bad input and interrupted pulls leave nothing behind', () => {
   let fx: Fixtures;
   let big: PushedImage;
   let d: TestDaemon;
+  let proxy: Awaited<ReturnType<typeof stallingProxy>>;
 
   before(async () => {
     reg = await startRegistry();
@@ -56,13 +101,17 @@ describe('bad input and interrupted pulls leave nothing behind', () => {
       layers.push(await buildLayer([{ path: `/big${i}`, type: 'file', content: randomBytes(24 << 20) }], 'gzip', { level: 1 }));
     }
     big = await pushImage(reg, 'big', '1', { layers, format: 'oci' });
-    d = await TestDaemon.start({ toml: `[registry]\ninsecure = ["${reg.host}"]\nretries = 1\n` });
+    proxy = await stallingProxy(reg);
+    d = await TestDaemon.start({
+      toml: `[images]\npull_progress_timeout = "2s"\n[registry]\ninsecure = ["${reg.host}", "${proxy.host}"]\nretries = 1\n`,
+    });
     // A baseline image so that "nothing changed" is checked against a non-empty store.
     await d.client.pullImage({ image: { image: fx.busybox.ref } });
   });
 
   after(async () => {
     await d?.cleanup();
+    await proxy?.close();
     await reg?.stop();
   });
 
@@ -128,5 +177,26 @@ describe('bad input and interrupted pulls leave nothing behind', () => {
     assert.equal(st.image?.id, big.configDigest);
     await d.client.removeImage({ image: { image: big.ref } });
     assertUnchanged(before, await settled(d.root), 'after the crash and removal');
+  });
+
+  test('a stalled download is cut by the progress timeout, and the next pull resumes its bytes', async () => {
+    const before = await listStores(d.root);
+    const started = Date.now();
+    await assert.rejects(
+      d.client.pullImage({ image: { image: `${proxy.host}/big:1` } }),
+      grpcError(GrpcStatus.UNAVAILABLE, /no progress for 2s/),
+    );
+    assert.ok(Date.now() - started < 30_000, 'cut within the timeout, not hung');
+    assert.ok(proxy.stalled > 0, 'the proxy did stall a download');
+    const stalled = await settled(d.root, 500);
+    assert.deepEqual(stalled.images, before.images, 'no image record');
+    assert.deepEqual(stalled.temps, [], 'no preparation left');
+    assert.ok(stalled.ingests.length > 0, 'the bytes received are kept for a resume');
+    // The same blobs from the registry itself: the pull picks up where the stalled one stopped.
+    const res = await d.client.pullImage({ image: { image: big.ref } });
+    assert.equal(res.image_ref, big.configDigest);
+    assert.match(await d.log(), /resuming layer download/);
+    await d.client.removeImage({ image: { image: big.ref } });
+    assertUnchanged(before, await settled(d.root), 'after the resumed pull and removal');
   });
 });

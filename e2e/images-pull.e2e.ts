@@ -161,8 +161,11 @@ describe('image pulls against a real registry', () => {
     const anon = await d.cli(['pull', ref]);
     assert.notEqual(anon.code, 0);
     assert.match(anon.stderr, /code = Unauthenticated/);
+    const before = await listStores(d.root);
     const wrong = await d.cli(['pull', '--creds', 'skiff:wrong', ref]);
     assert.match(wrong.stderr, /code = Unauthenticated/);
+    assert.match(wrong.stderr, /unauthorized/);
+    assert.deepEqual(await listStores(d.root), before, 'a refused pull leaves nothing');
     const ok = await d.cli(['pull', '--creds', 'skiff:s3cret-pass', ref]);
     assert.equal(ok.code, 0, ok.stderr);
     // The CRI AuthConfig `auth` field (base64 user:pass) works the same.
@@ -219,5 +222,26 @@ describe('image pulls against a real registry', () => {
     assert.equal(st.image?.id, fx.zstd.configDigest);
     await d.client.removeImage({ image: { image: digestRef } });
     assert.equal((await d.client.imageStatus({ image: { image: fx.zstd.ref } })).image, null);
+  });
+
+  test('ListImages filters by repository or by exact reference, and StreamImages streams the same list', async () => {
+    await d.client.pullImage({ image: { image: fx.busybox.ref } });
+    await d.client.pullImage({ image: { image: fx.zstd.ref } });
+    const all = (await d.client.listImages({})).images.map((i) => i.id).sort();
+    const streamed: string[] = [];
+    for await (const batch of d.client.streamImages({})) streamed.push(...batch.images.map((i) => i.id));
+    assert.deepEqual(streamed.sort(), all);
+    assert.ok(all.length >= 2);
+
+    const byRepo = await d.client.listImages({ filter: { image: { image: `${reg.host}/zstd` } } });
+    assert.deepEqual(byRepo.images.map((i) => i.id), [fx.zstd.configDigest]);
+    const byTag = await d.client.listImages({ filter: { image: { image: fx.busybox.ref } } });
+    assert.deepEqual(byTag.images.map((i) => i.id), [fx.busybox.configDigest]);
+    const none = await d.client.listImages({ filter: { image: { image: `${reg.host}/nothing:here` } } });
+    assert.deepEqual(none.images, []);
+
+    const cli = await d.cli(['images', '-q', `${reg.host}/zstd`]);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.deepEqual(cli.stdout.trim().split('\n'), [fx.zstd.configDigest]);
   });
 });
