@@ -16,7 +16,9 @@ for bin in skiff skiffd; do
   chmod 0755 "/usr/local/bin/$bin"
 done
 
+log=/var/log/skiffd.log
 if [[ -d /run/systemd/system ]]; then
+  log="journalctl -u skiffd"
   sed "s|@SKIFFD@|/usr/local/bin/skiffd|" deploy/skiffd.service > /etc/systemd/system/skiffd.service
   systemctl daemon-reload
   systemctl enable --now skiffd.service
@@ -25,9 +27,9 @@ else
   if [[ -S /run/skiff/skiff.sock ]] && skiff version >/dev/null 2>&1; then
     echo "skiffd is already running" >&2
   else
-    nohup /usr/local/bin/skiffd >>/var/log/skiffd.log 2>&1 &
+    nohup /usr/local/bin/skiffd >>"$log" 2>&1 &
     for _ in $(seq 1 50); do skiff version >/dev/null 2>&1 && break; sleep 0.2; done
   fi
 fi
 skiff version
-echo "skiffd is serving unix:///run/skiff/skiff.sock (log: ${SKIFFD_LOG:-journalctl -u skiffd or /var/log/skiffd.log})"
+echo "skiffd is serving unix:///run/skiff/skiff.sock (log: $log)"
