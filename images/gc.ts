@@ -13,17 +13,35 @@ export interface LeasedSet {
   snapshots: Set<string>;
 }
 
-/** What pulls in progress are using; GC leaves it alone. The sets are live: a pull adds as it learns. */
+/**
+ * What pulls in progress are using; GC leaves it alone. A pull names what it is about to use
+ * with `Lease.add` *before* it checks whether that exists; additions wait while a GC pass runs,
+ * so a pass can never delete something between a pull's existence check and its use
+ * (containerd's GC lock, for the same race).
+ */
 export class Leases {
   private readonly held = new Set<LeasedSet>();
+  private sweeping: Promise<unknown> = Promise.resolve();
 
-  acquire(set: LeasedSet): { release(): void } {
+  acquire(set: LeasedSet): Lease {
     this.held.add(set);
     return {
+      add: async (more) => {
+        await this.sweeping;
+        for (const b of more.blobs ?? []) set.blobs.add(b);
+        for (const c of more.snapshots ?? []) set.snapshots.add(c);
+      },
       release: () => {
         this.held.delete(set);
       },
     };
+  }
+
+  /** Runs one GC pass; passes never overlap, and lease additions wait for the running one. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.sweeping.then(fn, fn);
+    this.sweeping = run.catch(() => undefined);
+    return run;
   }
 
   holdsBlob(digest: string): boolean {
@@ -39,6 +57,12 @@ export class Leases {
   get active(): boolean {
     return this.held.size > 0;
   }
+}
+
+export interface Lease {
+  /** Adds to what this lease protects, once no GC pass is running. */
+  add(more: { blobs?: Iterable<string>; snapshots?: Iterable<string> }): Promise<void>;
+  release(): void;
 }
 
 export interface GcResult {
@@ -73,7 +97,11 @@ function referenced(images: ImageStore): LeasedSet {
  * Removes unreferenced blobs and snapshots. With `only`, looks just at those candidates (cheap,
  * after one pull or remove); without, sweeps everything. `ingests` also drops unleased ingests.
  */
-export async function collect(stores: GcStores, opts: { only?: LeasedSet; ingests?: boolean } = {}): Promise<GcResult> {
+export function collect(stores: GcStores, opts: { only?: LeasedSet; ingests?: boolean } = {}): Promise<GcResult> {
+  return stores.leases.exclusive(() => sweep(stores, opts));
+}
+
+async function sweep(stores: GcStores, opts: { only?: LeasedSet; ingests?: boolean }): Promise<GcResult> {
   const { content, snapshots, images, leases } = stores;
   const refs = referenced(images);
   const blobCandidates = opts.only ? [...opts.only.blobs] : await content.list();

@@ -18,7 +18,7 @@ import type { RegistryClient } from './registry/client.js';
 import { SharedTasks, abortReason, throwIfAborted } from './shared-task.js';
 import type { SnapshotStore } from './snapshots/store.js';
 import { unpackLayer } from './unpack/apply.js';
-import type { Leases } from './gc.js';
+import type { Lease, Leases } from './gc.js';
 
 const log = logger('pull');
 
@@ -88,7 +88,7 @@ export class Puller {
     const touched: Touched = { blobs: new Set(), snapshots: new Set() };
     const lease = this.deps.leases.acquire(touched);
     try {
-      const result = await this.fetchImage(ref, creds, signal, watchdog, touched);
+      const result = await this.fetchImage(ref, creds, signal, watchdog, lease);
       log.info(
         { image: name, id: result.image.id, bytes: result.bytesFetched, ms: Date.now() - started },
         'pulled image',
@@ -111,7 +111,7 @@ export class Puller {
     creds: Credentials | undefined,
     signal: AbortSignal,
     watchdog: Watchdog,
-    touched: Touched,
+    lease: Lease,
   ): Promise<PullResult> {
     const { registry, content } = this.deps;
     const name = formatReference(ref);
@@ -132,7 +132,7 @@ export class Puller {
     const manifest = validateManifest(parseJSON(manifestDesc.bytes, `manifest ${manifestDesc.digest} of ${name}`), manifestDesc.mediaType, name);
 
     // Config: small, verified against its descriptor before anything is trusted from it.
-    touched.blobs.add(manifest.config.digest);
+    await lease.add({ blobs: [manifest.config.digest] });
     let configBytes: Buffer;
     if ((await content.size(manifest.config.digest)) !== undefined) {
       configBytes = await content.readBytes(manifest.config.digest);
@@ -151,27 +151,33 @@ export class Puller {
       diffID: config.rootfs.diff_ids[i],
       chainID: chainIDs[i],
     }));
-    for (const l of layers) {
-      touched.blobs.add(l.digest);
-      touched.snapshots.add(l.chainID);
-    }
+    await lease.add({ blobs: layers.map((l) => l.digest), snapshots: layers.map((l) => l.chainID) });
 
+    // One failed layer fails the pull: stop the others too, or they would go on to commit a blob
+    // and a snapshot after the failed pull's GC has run, and nothing would ever remove them.
+    const siblings = new AbortController();
+    const layersSignal = AbortSignal.any([signal, siblings.signal]);
     const fetched = await Promise.all(
       layers.map((layer, i) =>
-        this.layers.run(layer.chainID, signal, (layerSignal) =>
-          this.slots.use(layerSignal, () =>
-            this.fetchLayer(ref, creds, layer, i === 0 ? undefined : chainIDs[i - 1], layerSignal, watchdog),
-          ),
-        ),
+        this.layers
+          .run(layer.chainID, layersSignal, (layerSignal) =>
+            this.slots.use(layerSignal, () =>
+              this.fetchLayer(ref, creds, layer, i === 0 ? undefined : chainIDs[i - 1], layerSignal, watchdog),
+            ),
+          )
+          .catch((err: unknown) => {
+            siblings.abort(err);
+            throw err;
+          }),
       ),
     );
     throwIfAborted(signal);
 
     // Manifests last among the blobs: their presence says nothing until the record is written.
-    touched.blobs.add(manifestDesc.digest);
+    await lease.add({ blobs: [manifestDesc.digest] });
     await content.writeBytes(manifestDesc.digest, manifestDesc.bytes);
     if (indexBytes) {
-      touched.blobs.add(top.digest);
+      await lease.add({ blobs: [top.digest] });
       await content.writeBytes(top.digest, indexBytes);
     }
     const image = await this.record(ref, top.digest, indexBytes ? top.digest : undefined, manifestDesc.digest, manifest, config, layers);

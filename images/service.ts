@@ -176,10 +176,12 @@ export class ImageService {
   async remove(nameOrId: string): Promise<{ removed: boolean; deleted: boolean }> {
     const rec = this.resolve(nameOrId);
     if (!rec) return { removed: false, deleted: false };
+    // Trimmed as resolve() trims: untrimmed, " app:1" would not parse and would delete every tag.
+    const name = nameOrId.trim();
     let ref: Reference | undefined;
-    if (!FULL_ID.test(nameOrId)) {
+    if (!FULL_ID.test(name)) {
       try {
-        ref = parseReference(nameOrId);
+        ref = parseReference(name);
       } catch (err) {
         if (!isSkiffError(err, 'SKIFF_IMAGE_REF_INVALID')) throw err;
       }
