@@ -1,11 +1,14 @@
 // The CRI handler wrapper: the error → status table, and unary()/serverStream() served by a real
 // grpc-js server on a temp unix socket (a hand-made JSON service, so no proto is involved): the
-// ready check, status mapping, the handler's AbortSignal on deadline and cancel, the observer.
+// ready check, status mapping, the handler's AbortSignal on deadline and cancel, backpressure on
+// server streams, the observer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import http2 from 'node:http2';
+import { connect } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { SkiffError, Status, type ErrorCode, type StatusCode } from '../common/errors.js';
 import { serverStream, toStatus, unary, unimplemented, type CallContext, type InstrumentOptions, type StreamHandler, type UnaryHandler } from './instrument.js';
@@ -44,28 +47,40 @@ interface Calls {
   /** Observer records: [method, code]. */
   observed: [string, StatusCode][];
   client: grpc.Client;
+  /** The server's unix socket path. */
+  socket: string;
 }
 
 async function withServer(
-  handlers: { call?: UnaryHandler<Msg, Msg>; watch?: StreamHandler<Msg, Msg> },
+  handlers: {
+    call?: UnaryHandler<Msg, Msg>;
+    watch?: StreamHandler<Msg, Msg>;
+    /** Sees the server side of each Watch call before the wrapper does. */
+    watchCall?: (call: grpc.ServerWritableStream<Msg, Msg>) => void;
+  },
   ready: boolean,
   fn: (c: Calls) => Promise<void>,
 ): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'skiff-instrument-'));
   const observed: [string, StatusCode][] = [];
   const opts: InstrumentOptions = { isReady: () => ready, observer: { onCall: (m, code) => observed.push([m, code]) } };
+  const watch = serverStream('Watch', handlers.watch ?? (async () => undefined), opts);
   const server = new grpc.Server();
   server.addService(definition, {
     Call: unary('Call', handlers.call ?? (async () => ({})), opts),
-    Watch: serverStream('Watch', handlers.watch ?? (async () => undefined), opts),
+    Watch: (call: grpc.ServerWritableStream<Msg, Msg>) => {
+      handlers.watchCall?.(call);
+      watch(call);
+    },
   });
-  const endpoint = `unix://${join(dir, 'test.sock')}`;
+  const socket = join(dir, 'test.sock');
+  const endpoint = `unix://${socket}`;
   await new Promise<void>((resolve, reject) =>
     server.bindAsync(endpoint, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
   );
   const client = new TestClient(endpoint, grpc.credentials.createInsecure());
   try {
-    await fn({ observed, client });
+    await fn({ observed, client, socket });
   } finally {
     client.close();
     server.forceShutdown();
@@ -129,6 +144,7 @@ test('toStatus maps SkiffError codes by the table and anything else to INTERNAL 
     ['SKIFF_IMAGE_IN_USE', Status.FAILED_PRECONDITION],
     ['SKIFF_UNIMPLEMENTED', Status.UNIMPLEMENTED],
     ['SKIFF_INTERNAL', Status.INTERNAL],
+    ['SKIFF_NO_SPACE', Status.RESOURCE_EXHAUSTED],
   ];
   for (const [code, want] of table) {
     assert.deepEqual(toStatus(new SkiffError(code, `${code} happened`)), { code: want, details: `${code} happened` }, code);
@@ -270,6 +286,68 @@ test('a server stream sends each message, and its failure or not-ready becomes t
     assert.deepEqual(got, []);
     assert.equal(status.code, grpc.status.UNAVAILABLE);
     assert.match(status.details, /starting up/);
+  });
+});
+
+/**
+ * Starts Watch over a bare HTTP/2 connection that never reads the response, so that the server
+ * meets backpressure (grpc-js's own client keeps reading into an unbounded buffer).
+ */
+function stalledWatch(socket: string): { cancel: () => void; close: () => void } {
+  const session = http2.connect('http://localhost', { createConnection: () => connect(socket) });
+  session.on('error', () => undefined);
+  const body = json.serialize({});
+  const frame = Buffer.alloc(5 + body.length); // gRPC message: uncompressed flag, length, bytes
+  frame.writeUInt32BE(body.length, 1);
+  body.copy(frame, 5);
+  const req = session.request({ ':method': 'POST', ':path': '/skiff.test.Test/Watch', 'content-type': 'application/grpc', te: 'trailers' });
+  req.on('error', () => undefined);
+  req.end(frame);
+  return { cancel: () => req.close(http2.constants.NGHTTP2_CANCEL), close: () => session.destroy() };
+}
+
+test('a server stream blocked on backpressure stops waiting when the client cancels', async () => {
+  const pad = 'x'.repeat(64 * 1024);
+  let blocked!: () => void;
+  const isBlocked = new Promise<void>((r) => (blocked = r));
+  let sendError: unknown;
+  let finished = false;
+  let drainListeners = -1;
+  let call: grpc.ServerWritableStream<Msg, Msg> | undefined;
+  const watch: StreamHandler<Msg, Msg> = async (_req, send) => {
+    try {
+      for (;;) {
+        let settled = false;
+        const p = send({ pad });
+        p.then(
+          () => (settled = true),
+          () => (settled = true),
+        );
+        await new Promise((r) => setTimeout(r, 20));
+        if (!settled) blocked();
+        await p;
+      }
+    } catch (err) {
+      sendError = err;
+      throw err;
+    } finally {
+      finished = true;
+      drainListeners = call?.listenerCount('drain') ?? -1;
+    }
+  };
+  await withServer({ watch, watchCall: (c) => (call = c) }, true, async ({ socket, observed }) => {
+    const client = stalledWatch(socket);
+    try {
+      await isBlocked;
+      client.cancel();
+      await waitFor(() => finished);
+    } finally {
+      client.close();
+    }
+    assert.ok(sendError instanceof SkiffError && sendError.code === 'SKIFF_CANCELLED', `got ${String(sendError)}`);
+    assert.equal(drainListeners, 0, 'the drain listener is removed');
+    await waitFor(() => observed.length === 1);
+    assert.deepEqual(observed, [['Watch', Status.CANCELLED]]);
   });
 });
 

@@ -134,13 +134,31 @@ export function serverStream<Req, Res>(
     const { ctx, done } = contextFor(call);
     const send = (res: Res): Promise<void> =>
       new Promise((resolve, reject) => {
-        if (ctx.signal.aborted) {
-          reject(ctx.signal.reason as Error);
+        const { signal } = ctx;
+        if (signal.aborted) {
+          reject(signal.reason as Error);
           return;
         }
-        const ok = call.write(res);
-        if (ok) resolve();
-        else call.once('drain', () => resolve());
+        if (call.write(res)) {
+          resolve();
+          return;
+        }
+        // Backpressure: wait for 'drain' — or for the client to go away, since a cancelled call
+        // never drains and the handler would wait forever.
+        const settle = (): void => {
+          call.removeListener('drain', onDrain);
+          signal.removeEventListener('abort', onAbort);
+        };
+        const onDrain = (): void => {
+          settle();
+          resolve();
+        };
+        const onAbort = (): void => {
+          settle();
+          reject(signal.reason as Error);
+        };
+        call.once('drain', onDrain);
+        signal.addEventListener('abort', onAbort, { once: true });
       });
     handler(call.request, send, ctx).then(
       () => {

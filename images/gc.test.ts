@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ContentStore, sha256Digest } from './content/store.js';
+import { ContentStore } from './content/store.js';
+import { sha256Digest } from './digest.js';
 import { Leases, collect, type GcStores } from './gc.js';
 import { ImageStore, type ImageRecord } from './image-store.js';
 import { SnapshotStore } from './snapshots/store.js';
@@ -47,6 +48,7 @@ async function withWorld(fn: (w: World) => Promise<void>): Promise<void> {
       async ingest(text) {
         const d = sha256Digest(text);
         const w = await content.openWriter(d, text.length);
+        assert.ok(w);
         await w.append(Buffer.from(text.slice(0, 1)));
         await w.close();
         return d;

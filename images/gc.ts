@@ -1,6 +1,6 @@
 // Garbage collection of content and snapshots: whatever no image record names and no pull in
-// progress holds a lease on is removed. Run after RemoveImage, after a failed pull, and at startup
-// (with the preparations and ingests a crash left behind).
+// progress holds a lease on is removed. Runs after RemoveImage (on that image's content), after a
+// failed pull (on what it touched), and at startup (everything; ingests older than a day go too).
 import { logger } from '../common/log.js';
 import type { ContentStore } from './content/store.js';
 import type { ImageStore } from './image-store.js';

@@ -1,13 +1,13 @@
 // Image records: what a pulled image is (id = config digest), the names it goes by, and the
 // parts of its config containers need later. One JSON file per image under images/, written
-// atomically and only after every blob and snapshot it names is committed, so a record on disk
-// always describes a complete image.
+// atomically, under the store lock, once every snapshot it names is committed and synced: a record
+// on disk always describes a complete image. (A layer's compressed blob may be absent when its
+// snapshot already existed; nothing needs it after unpacking.)
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeJSONAtomic, isAtomicTemp } from '../common/atomic.js';
-import { errnoCode } from '../common/errors.js';
+import { fsyncDir, writeJSONAtomic, isAtomicTemp } from '../common/atomic.js';
 import { logger } from '../common/log.js';
-import { digestHex } from './content/store.js';
+import { digestHex } from './digest.js';
 import type { ImageRuntimeConfig } from './oci.js';
 
 const log = logger('images');
@@ -100,10 +100,10 @@ export class ImageStore {
     this.records.set(rec.id, copy(rec));
   }
 
+  /** Removes the record durably (the directory entry is synced) before the caller frees its content. */
   async delete(id: string): Promise<void> {
-    await rm(this.path(id), { force: true }).catch((err: unknown) => {
-      if (errnoCode(err) !== 'ENOENT') throw err;
-    });
+    await rm(this.path(id), { force: true });
+    await fsyncDir(this.dir);
     this.records.delete(id);
   }
 

@@ -16,16 +16,37 @@ export const MediaType = {
   DOCKER_CONFIG: 'application/vnd.docker.container.image.v1+json',
   DOCKER_LAYER: 'application/vnd.docker.image.rootfs.diff.tar',
   DOCKER_LAYER_GZIP: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  DOCKER_LAYER_FOREIGN: 'application/vnd.docker.image.rootfs.foreign.diff.tar',
   DOCKER_LAYER_FOREIGN_GZIP: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
 } as const;
 
-/** Accept header for manifest requests: every manifest and index type we can read. */
-export const MANIFEST_ACCEPT = [
+/**
+ * Every layer media type skiff can unpack (decompression is still chosen by sniffing): the one
+ * list, which unpack/decompress.ts and the puller both go by.
+ */
+export const LAYER_MEDIA_TYPES: ReadonlySet<string> = new Set([
+  MediaType.OCI_LAYER,
+  MediaType.OCI_LAYER_GZIP,
+  MediaType.OCI_LAYER_ZSTD,
+  MediaType.OCI_LAYER_NONDIST,
+  MediaType.OCI_LAYER_NONDIST_GZIP,
+  MediaType.OCI_LAYER_NONDIST_ZSTD,
+  MediaType.DOCKER_LAYER,
+  MediaType.DOCKER_LAYER_GZIP,
+  MediaType.DOCKER_LAYER_FOREIGN,
+  MediaType.DOCKER_LAYER_FOREIGN_GZIP,
+]);
+
+/** Every manifest and index media type skiff can read. */
+export const MANIFEST_MEDIA_TYPES: ReadonlySet<string> = new Set([
   MediaType.OCI_INDEX,
   MediaType.DOCKER_MANIFEST_LIST,
   MediaType.OCI_MANIFEST,
   MediaType.DOCKER_MANIFEST,
-].join(', ');
+]);
+
+/** Accept header for manifest requests: every manifest and index type we can read. */
+export const MANIFEST_ACCEPT = [...MANIFEST_MEDIA_TYPES].join(', ');
 
 export interface Platform {
   architecture: string;

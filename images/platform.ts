@@ -3,7 +3,7 @@
 // that a node pulls the same image variant here as it would under containerd's CRI plugin.
 import { endianness } from 'node:os';
 import { SkiffError } from '../common/errors.js';
-import { MediaType, type Descriptor, type Index, type Platform } from './oci.js';
+import { MANIFEST_MEDIA_TYPES, type Descriptor, type Index, type Platform } from './oci.js';
 
 // Node's process.arch → Go's GOARCH, which is what image-spec platform.architecture holds.
 const GOARCH: Readonly<Record<string, string>> = {
@@ -157,13 +157,6 @@ export function formatPlatform(p: Platform): string {
   return [p.os || 'unknown', p.architecture || 'unknown', p.variant].filter(Boolean).join('/');
 }
 
-const MANIFEST_TYPES: ReadonlySet<string> = new Set([
-  MediaType.OCI_MANIFEST,
-  MediaType.DOCKER_MANIFEST,
-  MediaType.OCI_INDEX,
-  MediaType.DOCKER_MANIFEST_LIST,
-]);
-
 /**
  * Picks the manifest of `index` that suits a node of platform `want`: among the entries whose
  * platform is compatible, the best one by containerd's order (exact match first, then lower
@@ -187,7 +180,7 @@ export function selectManifest(index: Index, want: Platform): Descriptor {
   }
   if (best) return best;
 
-  const untyped = manifests.find((d) => !d.platform && (!d.mediaType || MANIFEST_TYPES.has(d.mediaType)));
+  const untyped = manifests.find((d) => !d.platform && (!d.mediaType || MANIFEST_MEDIA_TYPES.has(d.mediaType)));
   if (untyped) return untyped;
 
   const available = [

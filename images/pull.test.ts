@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import { rejectsWith } from '../common/assert-error.js';
-import { digestHex, sha256Digest } from './content/store.js';
+import { digestHex, sha256Digest } from './digest.js';
 import { MediaType } from './oci.js';
-import { computeChainIDs } from './pull.js';
+import { computeChainIDs } from './manifest.js';
 import { pathOf, registryHandler, serve, type FakeImage, type RecordedRequest, type TestServer } from './registry/test-server.js';
 import { ImageService } from './service.js';
 import { makeTar } from './unpack/tar-fixture.test-helper.js';
@@ -158,7 +158,7 @@ test('a pull writes blobs, diffID-checked snapshots and a record with its names'
   const top = await layer('top', { 'data.bin': randomBytes(64 * 1024) });
   const img = addImage(fake, 'v1', [base, top], { user: '1000:1000' });
   await withWorld(registryHandler, fake, async (w) => {
-    const rec = await w.svc.pull(w.ref('v1'), undefined, live());
+    const { image: rec } = await w.svc.pull(w.ref('v1'), undefined, live());
     assert.equal(rec.id, img.configDigest);
     assert.deepEqual(rec.repoTags, [`${w.server.host}/app:v1`]);
     assert.deepEqual(rec.repoDigests, [`${w.server.host}/app@${img.manifestDigest}`]);
@@ -197,7 +197,7 @@ test('a second pull of a pulled image fetches no blob', async () => {
   await withWorld(registryHandler, fake, async (w) => {
     await w.svc.pull(w.ref('v1'), undefined, live());
     const before = w.server.requests.length;
-    const { image, bytesFetched } = await w.svc.pullWithStats(w.ref('v1'), undefined, live());
+    const { image, bytesFetched } = await w.svc.pull(w.ref('v1'), undefined, live());
     assert.equal(image.id, img.configDigest);
     assert.equal(bytesFetched, 0);
     assert.deepEqual(w.server.requests.slice(before).map((r) => pathOf(r)), ['/v2/app/manifests/v1']);
@@ -209,7 +209,7 @@ test('two concurrent pulls of one image download each layer once', async () => {
   const layers = [await layer('a', { f: randomBytes(32 * 1024) }), await layer('b', { g: randomBytes(32 * 1024) })];
   const img = addImage(fake, 'v1', layers);
   await withWorld(registryHandler, fake, async (w) => {
-    const [x, y] = await Promise.all([w.svc.pull(w.ref('v1'), undefined, live()), w.svc.pull(w.ref('v1'), undefined, live())]);
+    const [{ image: x }, { image: y }] = await Promise.all([w.svc.pull(w.ref('v1'), undefined, live()), w.svc.pull(w.ref('v1'), undefined, live())]);
     assert.equal(x.id, img.configDigest);
     assert.equal(y.id, img.configDigest);
     for (const l of layers) assert.equal(blobRequests(w.server, l.digest).length, 1, `requests for ${l.digest}`);
@@ -224,7 +224,7 @@ test('two images sharing a layer, pulled together, download it once', async () =
   const two = addImage(fake, 'two', [shared, await layer('two', { f: '2' })]);
   assert.equal(one.chainIDs[0], two.chainIDs[0]);
   await withWorld(registryHandler, fake, async (w) => {
-    const [a, b] = await Promise.all([w.svc.pull(w.ref('one'), undefined, live()), w.svc.pull(w.ref('two'), undefined, live())]);
+    const [{ image: a }, { image: b }] = await Promise.all([w.svc.pull(w.ref('one'), undefined, live()), w.svc.pull(w.ref('two'), undefined, live())]);
     assert.deepEqual([a.id, b.id], [one.configDigest, two.configDigest]);
     assert.equal(blobRequests(w.server, shared.digest).length, 1);
     assert.deepEqual((await w.svc.snapshots.list()).sort(), [one.chainIDs[0], one.chainIDs[1], two.chainIDs[1]].sort());
@@ -312,7 +312,7 @@ test('a stalled download fails with PULL_STALLED, keeps its ingest, and the next
 
       stalling = false;
       const before = w.server.requests.length;
-      const { image, bytesFetched } = await w.svc.pullWithStats(w.ref('v1'), undefined, live());
+      const { image, bytesFetched } = await w.svc.pull(w.ref('v1'), undefined, live());
       assert.equal(image.id, img.configDigest);
       const layerReqs = w.server.requests.slice(before).filter((r) => pathOf(r) === `/v2/app/blobs/${big.digest}`);
       assert.deepEqual(layerReqs.map((r) => r.headers.range), [`bytes=${kept}-`]);
@@ -361,4 +361,80 @@ test('a layer of an unknown media type is MANIFEST_UNSUPPORTED before anything i
     );
     assert.deepEqual(await leftovers(w), NOTHING);
   });
+});
+
+test('a manifest naming one blob twice (an empty layer repeated) pulls', async () => {
+  const fake = emptyFake();
+  const empty = await layer('empty', {});
+  const a = await layer('a', { 'x.txt': 'x\n' });
+  const img = addImage(fake, 'v1', [empty, a, empty]);
+  await withWorld(registryHandler, fake, async (w) => {
+    const { image } = await w.svc.pull(w.ref('v1'), undefined, live());
+    assert.equal(image.id, img.configDigest);
+    assert.deepEqual(new Set(await w.svc.snapshots.list()), new Set(img.chainIDs));
+    assert.equal(img.chainIDs.length, 3);
+  });
+});
+
+test('two tags of one image pulled at once both succeed and both are recorded', async () => {
+  const fake = emptyFake();
+  const l = await layer('l', { 'f.txt': 'f\n' });
+  const img = addImage(fake, 't1', [l]);
+  fake.manifests.set('t2', fake.manifests.get('t1')!);
+  await withWorld(registryHandler, fake, async (w) => {
+    const [x, y] = await Promise.all([w.svc.pull(w.ref('t1'), undefined, live()), w.svc.pull(w.ref('t2'), undefined, live())]);
+    assert.equal(x.image.id, img.configDigest);
+    assert.equal(y.image.id, img.configDigest);
+    assert.deepEqual(w.svc.images.get(img.configDigest)?.repoTags.sort(), [`${w.server.host}/app:t1`, `${w.server.host}/app:t2`]);
+  });
+});
+
+test('a reference with tag and digest is pulled by digest and does not move the tag', async () => {
+  const fake = emptyFake();
+  const one = addImage(fake, 'stable', [await layer('one', { '1': '1' })]);
+  const two = addImage(fake, 'other', [await layer('two', { '2': '2' })]);
+  await withWorld(registryHandler, fake, async (w) => {
+    await w.svc.pull(w.ref('stable'), undefined, live());
+    const { image } = await w.svc.pull(`${w.ref('stable')}@${two.manifestDigest}`, undefined, live());
+    assert.equal(image.id, two.configDigest);
+    assert.deepEqual(image.repoTags, [], 'the tag is not recorded for the digest-pinned image');
+    assert.equal(w.svc.resolve(w.ref('stable'))?.id, one.configDigest, 'the tag still names the first image');
+  });
+});
+
+test('a connection cut mid-blob is resumed with a Range request and the pull succeeds', async () => {
+  const fake = emptyFake();
+  const big = await layer('big', { 'r.bin': randomBytes(512 * 1024) });
+  const img = addImage(fake, 'v1', [big]);
+  let cuts = 0;
+  const handler = (f: FakeImage) =>
+    registryHandler(f, (req, res) => {
+      if (pathOf(req) !== `/v2/app/blobs/${big.digest}` || req.headers.range || cuts > 0) return false;
+      cuts++;
+      const b = f.blobs.get(big.digest)!;
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': b.length });
+      res.write(b.subarray(0, b.length >> 1), () => res.socket?.destroy());
+      return true;
+    });
+  const root = await mkdtemp(join(tmpdir(), 'skiff-pull-'));
+  const server = await serve(handler(fake));
+  try {
+    const svc = await ImageService.open({
+      root,
+      hosts: { mirrors: {}, insecure: [server.host] },
+      progressTimeoutMs: 0,
+      maxConcurrentDownloads: 3,
+      registryRetries: 2,
+    });
+    const { image } = await svc.pull(`${server.host}/app:v1`, undefined, live());
+    assert.equal(image.id, img.configDigest);
+    assert.equal(cuts, 1);
+    const ranged = blobRequests(server, big.digest).filter((r) => r.headers.range);
+    assert.equal(ranged.length, 1, 'resumed once');
+    assert.match(String(ranged[0].headers.range), /^bytes=[1-9]\d*-$/);
+    assert.deepEqual(await svc.content.listIngests(), []);
+  } finally {
+    await server.close();
+    await rm(root, { recursive: true, force: true });
+  }
 });

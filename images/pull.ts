@@ -1,38 +1,31 @@
 // Image pull: resolve a reference to a platform manifest, fetch its config, then download every
 // missing layer concurrently, unpacking each into its own snapshot while it streams in (a layer's
-// overlay upper dir does not depend on the layers below it). The image record is written last, so
-// an image is either complete on disk or absent. Concurrent pulls of one image, and of one layer
-// shared by two images, coalesce into a single download (SharedTasks).
+// overlay upper dir does not depend on the layers below it). The image record is written last,
+// after a syncfs, under the store lock, so an image is either complete on disk or absent.
+// Concurrent pulls of one reference share one job, and jobs share the download of a layer
+// (SharedTasks keyed by chainID); a blob that two layers name is written once (ContentStore).
 import { createHash } from 'node:crypto';
 import { PassThrough, Readable, Transform, pipeline } from 'node:stream';
-import { SkiffError, isSkiffError } from '../common/errors.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SkiffError, errorMessage, isSkiffError } from '../common/errors.js';
 import { logger } from '../common/log.js';
+import { syncFilesystem } from '../native/sys.js';
 import type { BlobWriter, ContentStore } from './content/store.js';
-import { sha256Digest } from './content/store.js';
+import type { Lease, Leases } from './gc.js';
 import type { ImageRecord, ImageStore, LayerRecord } from './image-store.js';
-import { MediaType, type Descriptor, type ImageConfig, type Index, type Manifest, type Platform } from './oci.js';
+import { computeChainIDs, isIndex, parseJSON, validateConfig, validateIndex, validateManifest } from './manifest.js';
+import type { Descriptor, ImageConfig, Manifest, Platform } from './oci.js';
 import { selectManifest } from './platform.js';
+import { Semaphore, Watchdog } from './pull-control.js';
 import { formatReference, repository, type Reference } from './reference.js';
 import type { Credentials } from './registry/auth.js';
 import type { RegistryClient } from './registry/client.js';
 import { SharedTasks, abortReason, throwIfAborted } from './shared-task.js';
 import type { SnapshotStore } from './snapshots/store.js';
 import { unpackLayer } from './unpack/apply.js';
-import type { Lease, Leases } from './gc.js';
 
 const log = logger('pull');
 
-const LAYER_TYPES = new Set<string>([
-  MediaType.OCI_LAYER,
-  MediaType.OCI_LAYER_GZIP,
-  MediaType.OCI_LAYER_ZSTD,
-  MediaType.OCI_LAYER_NONDIST,
-  MediaType.OCI_LAYER_NONDIST_GZIP,
-  MediaType.OCI_LAYER_NONDIST_ZSTD,
-  MediaType.DOCKER_LAYER,
-  MediaType.DOCKER_LAYER_GZIP,
-  MediaType.DOCKER_LAYER_FOREIGN_GZIP,
-]);
 const CONFIG_MAX = 8 << 20;
 
 export interface PullerDeps {
@@ -42,9 +35,12 @@ export interface PullerDeps {
   images: ImageStore;
   leases: Leases;
   platform: Platform;
-  /** A pull that receives no byte for this long fails with SKIFF_PULL_STALLED. */
+  /** A pull that receives no byte for this long fails with SKIFF_PULL_STALLED (0: never). */
   progressTimeoutMs: number;
+  /** Layers downloaded at once by one pull. */
   maxConcurrentDownloads: number;
+  /** How often an interrupted layer download is resumed before the pull fails. */
+  retries: number;
   /** Called after a failed pull with what it touched, to drop what no image uses. */
   collect: (touched: Touched) => Promise<void>;
 }
@@ -60,21 +56,33 @@ export interface PullResult {
   bytesFetched: number;
 }
 
+/** What a pull resolved and fetched, before it is recorded. */
+interface Fetched {
+  topDigest: string;
+  indexDigest?: string;
+  manifestDigest: string;
+  manifest: Manifest;
+  config: ImageConfig;
+  layers: LayerRecord[];
+  bytesFetched: number;
+}
+
 /** Errors after which the bytes already received are worth keeping for the next attempt. */
 function resumable(err: unknown): boolean {
-  return isSkiffError(err, 'SKIFF_REGISTRY_UNAVAILABLE') || isSkiffError(err, 'SKIFF_PULL_STALLED');
+  return (
+    isSkiffError(err, 'SKIFF_REGISTRY_UNAVAILABLE') || isSkiffError(err, 'SKIFF_PULL_STALLED') || isSkiffError(err, 'SKIFF_DOWNLOAD_INTERRUPTED')
+  );
 }
 
 export class Puller {
   private readonly pulls = new SharedTasks<PullResult>();
   private readonly layers = new SharedTasks<number>();
-  private readonly slots: Semaphore;
+  /** Watchdogs of every pull waiting on a layer: the bytes of a shared download are progress for each. */
+  private readonly watchers = new Map<string, Set<Watchdog>>();
 
-  constructor(private readonly deps: PullerDeps) {
-    this.slots = new Semaphore(deps.maxConcurrentDownloads);
-  }
+  constructor(private readonly deps: PullerDeps) {}
 
-  /** Pulls `ref` (already normalized, with a tag or digest). */
+  /** Pulls `ref` (normalized, with a tag or a digest). */
   pull(ref: Reference, creds: Credentials | undefined, signal: AbortSignal): Promise<PullResult> {
     const key = formatReference(ref) + '|' + credsKey(creds);
     return this.pulls.run(key, signal, (jobSignal) => this.run(ref, creds, jobSignal));
@@ -88,12 +96,17 @@ export class Puller {
     const touched: Touched = { blobs: new Set(), snapshots: new Set() };
     const lease = this.deps.leases.acquire(touched);
     try {
-      const result = await this.fetchImage(ref, creds, signal, watchdog, lease);
-      log.info(
-        { image: name, id: result.image.id, bytes: result.bytesFetched, ms: Date.now() - started },
-        'pulled image',
-      );
-      return result;
+      const fetched = await this.fetchImage(ref, creds, signal, watchdog, lease);
+      // The snapshots' files reach the disk before a record names them.
+      await syncFilesystem(this.deps.snapshots.root);
+      throwIfAborted(signal);
+      const image = await this.deps.leases.exclusive(async () => {
+        const rec = await this.record(ref, fetched);
+        lease.release();
+        return rec;
+      });
+      log.info({ image: name, id: image.id, bytes: fetched.bytesFetched, ms: Date.now() - started }, 'pulled image');
+      return { image, bytesFetched: fetched.bytesFetched };
     } catch (err) {
       const error = signal.aborted ? abortReason(signal) : err;
       log.warn({ image: name, err: error }, 'pull failed');
@@ -101,30 +114,21 @@ export class Puller {
       if (!resumable(error)) await this.deps.collect(touched).catch((e: unknown) => log.error({ err: e }, 'cleanup after failed pull'));
       throw error;
     } finally {
-      lease.release();
       watchdog.stop();
     }
   }
 
-  private async fetchImage(
-    ref: Reference,
-    creds: Credentials | undefined,
-    signal: AbortSignal,
-    watchdog: Watchdog,
-    lease: Lease,
-  ): Promise<PullResult> {
+  private async fetchImage(ref: Reference, creds: Credentials | undefined, signal: AbortSignal, watchdog: Watchdog, lease: Lease): Promise<Fetched> {
     const { registry, content } = this.deps;
     const name = formatReference(ref);
     const top = await registry.getManifest(ref, creds, signal);
     watchdog.progress();
     let manifestDesc = { digest: top.digest, mediaType: top.mediaType, bytes: top.bytes };
-    let indexBytes: Buffer | undefined;
-    const topJSON = parseJSON(top.bytes, `manifest of ${name}`) as Partial<Manifest & Index>;
-    const topType = top.mediaType || topJSON.mediaType || '';
-    if (topType === MediaType.OCI_INDEX || topType === MediaType.DOCKER_MANIFEST_LIST || (!topType && Array.isArray(topJSON.manifests))) {
-      indexBytes = top.bytes;
-      const index = validateIndex(topJSON, name);
-      const chosen = selectManifest(index, this.deps.platform);
+    let indexDigest: string | undefined;
+    const topDoc = parseJSON(top.bytes, `manifest of ${name}`) as { mediaType?: unknown; manifests?: unknown };
+    if (isIndex(top.mediaType, topDoc)) {
+      indexDigest = top.digest;
+      const chosen = selectManifest(validateIndex(topDoc, name), this.deps.platform);
       const m = await registry.getManifest(ref, creds, signal, chosen.digest);
       watchdog.progress();
       manifestDesc = { digest: m.digest, mediaType: m.mediaType || chosen.mediaType, bytes: m.bytes };
@@ -151,37 +155,57 @@ export class Puller {
       diffID: config.rootfs.diff_ids[i],
       chainID: chainIDs[i],
     }));
-    await lease.add({ blobs: layers.map((l) => l.digest), snapshots: layers.map((l) => l.chainID) });
-
-    // One failed layer fails the pull: stop the others too, or they would go on to commit a blob
-    // and a snapshot after the failed pull's GC has run, and nothing would ever remove them.
-    const siblings = new AbortController();
-    const layersSignal = AbortSignal.any([signal, siblings.signal]);
-    const fetched = await Promise.all(
-      layers.map((layer, i) =>
-        this.layers
-          .run(layer.chainID, layersSignal, (layerSignal) =>
-            this.slots.use(layerSignal, () =>
-              this.fetchLayer(ref, creds, layer, i === 0 ? undefined : chainIDs[i - 1], layerSignal, watchdog),
-            ),
-          )
-          .catch((err: unknown) => {
-            siblings.abort(err);
-            throw err;
-          }),
-      ),
-    );
-    throwIfAborted(signal);
+    await lease.add({ blobs: layers.map((l) => l.digest), snapshots: chainIDs });
+    const bytesFetched = await this.fetchLayers(ref, creds, layers, signal, watchdog);
 
     // Manifests last among the blobs: their presence says nothing until the record is written.
-    await lease.add({ blobs: [manifestDesc.digest] });
+    await lease.add({ blobs: [manifestDesc.digest, top.digest] });
     await content.writeBytes(manifestDesc.digest, manifestDesc.bytes);
-    if (indexBytes) {
-      await lease.add({ blobs: [top.digest] });
-      await content.writeBytes(top.digest, indexBytes);
-    }
-    const image = await this.record(ref, top.digest, indexBytes ? top.digest : undefined, manifestDesc.digest, manifest, config, layers);
-    return { image, bytesFetched: fetched.reduce((a, b) => a + b, 0) };
+    if (indexDigest) await content.writeBytes(top.digest, top.bytes);
+    return { topDigest: top.digest, ...(indexDigest ? { indexDigest } : {}), manifestDigest: manifestDesc.digest, manifest, config, layers, bytesFetched };
+  }
+
+  /** Every layer at once (up to the pull's download slots); returns the bytes fetched. */
+  private async fetchLayers(ref: Reference, creds: Credentials | undefined, layers: LayerRecord[], signal: AbortSignal, watchdog: Watchdog): Promise<number> {
+    const slots = new Semaphore(this.deps.maxConcurrentDownloads);
+    // One failed layer fails the pull: stop the others too, and wait until they have cleaned up,
+    // or they would commit a blob and a snapshot after the failed pull's GC ran.
+    const siblings = new AbortController();
+    const layersSignal = AbortSignal.any([signal, siblings.signal]);
+    const results = await Promise.allSettled(
+      layers.map(async (layer, i) => {
+        const parent = i === 0 ? undefined : layers[i - 1].chainID;
+        const unwatch = this.watch(layer.chainID, watchdog);
+        try {
+          return await this.layers.run(layer.chainID, layersSignal, (layerSignal) =>
+            slots.use(layerSignal, () => this.fetchLayerWithRetries(ref, creds, layer, parent, layerSignal)),
+          );
+        } catch (err) {
+          siblings.abort(err);
+          throw err;
+        } finally {
+          unwatch();
+        }
+      }),
+    );
+    throwIfAborted(signal);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return results.reduce((a, r) => a + (r.status === 'fulfilled' ? r.value : 0), 0);
+  }
+
+  private watch(chainID: string, watchdog: Watchdog): () => void {
+    let set = this.watchers.get(chainID);
+    if (!set) this.watchers.set(chainID, (set = new Set()));
+    set.add(watchdog);
+    return () => {
+      set.delete(watchdog);
+      if (set.size === 0 && this.watchers.get(chainID) === set) this.watchers.delete(chainID);
+    };
+  }
+
+  private progress(chainID: string): void {
+    for (const w of this.watchers.get(chainID) ?? []) w.progress();
   }
 
   private async fetchSmallBlob(ref: Reference, creds: Credentials | undefined, desc: Descriptor, signal: AbortSignal, name: string): Promise<Buffer> {
@@ -202,6 +226,27 @@ export class Puller {
     return Buffer.concat(chunks);
   }
 
+  /** A download cut mid-body resumes from the bytes already kept, with backoff, a few times. */
+  private async fetchLayerWithRetries(
+    ref: Reference,
+    creds: Credentials | undefined,
+    layer: LayerRecord,
+    parent: string | undefined,
+    signal: AbortSignal,
+  ): Promise<number> {
+    let fetched = 0;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return fetched + (await this.fetchLayer(ref, creds, layer, parent, signal, (n) => (fetched += n)));
+      } catch (err) {
+        if (!isSkiffError(err, 'SKIFF_DOWNLOAD_INTERRUPTED') || attempt >= this.deps.retries || signal.aborted) throw err;
+        const delay = 250 * 2 ** attempt;
+        log.info({ layer: layer.digest, attempt: attempt + 1, delayMs: delay, err: err.message }, 'layer download interrupted; resuming');
+        await sleep(delay, undefined, { signal }).catch(() => throwIfAborted(signal));
+      }
+    }
+  }
+
   /** Makes sure one layer's snapshot exists; returns the compressed bytes fetched for it. */
   private async fetchLayer(
     ref: Reference,
@@ -209,41 +254,43 @@ export class Puller {
     layer: LayerRecord,
     parent: string | undefined,
     signal: AbortSignal,
-    watchdog: Watchdog,
+    onPartial: (bytes: number) => void,
   ): Promise<number> {
     const { content, snapshots, registry } = this.deps;
     if (await snapshots.has(layer.chainID)) return 0;
     const prepared = await snapshots.prepare();
     let writer: BlobWriter | undefined;
+    let remoteError: Error | undefined;
     let fetched = 0;
     try {
+      writer = await content.openWriter(layer.digest, layer.size);
       let source: Readable;
-      if ((await content.size(layer.digest)) === layer.size) {
-        source = content.createReadStream(layer.digest);
+      if (!writer) {
+        source = content.createReadStream(layer.digest); // already here (or another layer just wrote it)
       } else {
-        writer = await content.openWriter(layer.digest, layer.size);
         let remote = await registry.getBlob(ref, layer.digest, creds, signal, { offset: writer.offset });
         if (remote.offset !== writer.offset) {
           // The registry ignored our Range: start the blob over.
           await writer.abort();
           writer = await content.openWriter(layer.digest, layer.size, { resume: false });
+          if (!writer) throw new SkiffError('SKIFF_INTERNAL', `layer ${layer.digest}: blob appeared while restarting its download`);
           if (remote.offset !== 0) {
             remote.stream.destroy();
             remote = await registry.getBlob(ref, layer.digest, creds, signal);
           }
         }
+        if (writer.offset > 0) log.info({ layer: layer.digest, offset: writer.offset }, 'resuming layer download');
+        remote.stream.once('error', (e: Error) => (remoteError ??= e));
         const counter = new Transform({
-          transform(chunk: Buffer, _enc, cb) {
+          transform: (chunk: Buffer, _enc, cb) => {
             fetched += chunk.length;
-            watchdog.progress();
+            this.progress(layer.chainID);
             cb(null, chunk);
           },
         });
-        const tap = writer.tap();
         const net = new PassThrough();
-        pipeline(remote.stream, counter, tap, net, () => undefined);
+        pipeline(remote.stream, counter, writer.tap(), net, () => undefined);
         source = writer.offset > 0 ? concat(writer.existing(), net) : net;
-        if (writer.offset > 0) log.info({ layer: layer.digest, offset: writer.offset }, 'resuming layer download');
       }
       const result = await unpackLayer(source, layer.mediaType, prepared.fs, { layer: layer.digest, signal });
       // The tar may end before the compressed stream does (padding, gzip trailer): drain the rest
@@ -256,10 +303,7 @@ export class Puller {
         await w.commit();
       }
       if (result.diffID !== layer.diffID) {
-        throw new SkiffError(
-          'SKIFF_DIGEST_MISMATCH',
-          `layer ${layer.digest}: uncompressed content has digest ${result.diffID}, config says ${layer.diffID}`,
-        );
+        throw new SkiffError('SKIFF_DIGEST_MISMATCH', `layer ${layer.digest}: uncompressed content has digest ${result.diffID}, config says ${layer.diffID}`);
       }
       await snapshots.commit(prepared, {
         chainID: layer.chainID,
@@ -271,6 +315,16 @@ export class Puller {
       return fetched;
     } catch (err) {
       let error = signal.aborted ? abortReason(signal) : err;
+      if (!signal.aborted && remoteError && !isSkiffError(remoteError, 'SKIFF_CANCELLED')) {
+        // The registry's stream broke (reset, truncated body): not the layer's fault, and the
+        // bytes received so far are good to resume from.
+        error = new SkiffError(
+          'SKIFF_DOWNLOAD_INTERRUPTED',
+          `layer ${layer.digest}: download interrupted after ${fetched} bytes: ${errorMessage(remoteError)}`,
+          { cause: remoteError },
+        );
+        onPartial(fetched);
+      }
       await snapshots.abort(prepared);
       const streamed = writer !== undefined;
       if (writer) await (resumable(error) ? writer.close() : writer.abort());
@@ -288,6 +342,7 @@ export class Puller {
   /** Downloads a blob without unpacking it; returns the digest error if its bytes are not the blob. */
   private async digestMismatch(ref: Reference, creds: Credentials | undefined, layer: LayerRecord, signal: AbortSignal): Promise<SkiffError | undefined> {
     const writer = await this.deps.content.openWriter(layer.digest, layer.size, { resume: false });
+    if (!writer) return undefined;
     try {
       const { stream } = await this.deps.registry.getBlob(ref, layer.digest, creds, signal);
       for await (const chunk of stream) await writer.append(chunk as Buffer);
@@ -299,38 +354,30 @@ export class Puller {
     }
   }
 
-  private async record(
-    ref: Reference,
-    topDigest: string,
-    indexDigest: string | undefined,
-    manifestDigest: string,
-    manifest: Manifest,
-    config: ImageConfig,
-    layers: LayerRecord[],
-  ): Promise<ImageRecord> {
+  /** Writes the image record; runs under the store lock, so no GC pass or removal interleaves. */
+  private async record(ref: Reference, f: Fetched): Promise<ImageRecord> {
     const { images } = this.deps;
-    const id = manifest.config.digest;
+    const id = f.manifest.config.digest;
     const repo = repository(ref);
     const tag = ref.tag ? `${repo}:${ref.tag}` : undefined;
-    const repoDigest = `${repo}@${topDigest}`;
-    const existing = images.get(id);
-    const rec: ImageRecord = existing ?? {
+    const repoDigest = `${repo}@${f.topDigest}`;
+    const rec: ImageRecord = images.get(id) ?? {
       version: 1,
       id,
       repoTags: [],
       repoDigests: [],
-      manifestDigest,
+      manifestDigest: f.manifestDigest,
       configDigest: id,
-      size: manifest.config.size + layers.reduce((a, l) => a + l.size, 0),
-      layers,
-      os: config.os,
-      architecture: config.architecture,
-      ...(config.variant ? { variant: config.variant } : {}),
-      config: config.config ?? {},
+      size: f.manifest.config.size + f.layers.reduce((a, l) => a + l.size, 0),
+      layers: f.layers,
+      os: f.config.os,
+      architecture: f.config.architecture,
+      ...(f.config.variant ? { variant: f.config.variant } : {}),
+      config: f.config.config ?? {},
       pinned: false,
       createdAt: new Date().toISOString(),
     };
-    if (indexDigest) rec.indexDigest = indexDigest;
+    if (f.indexDigest) rec.indexDigest = f.indexDigest;
     if (tag && !rec.repoTags.includes(tag)) rec.repoTags.push(tag);
     if (!rec.repoDigests.includes(repoDigest)) rec.repoDigests.push(repoDigest);
     // A tag names one image: take it away from the image that had it.
@@ -349,72 +396,6 @@ export class Puller {
 function credsKey(creds: Credentials | undefined): string {
   if (!creds) return '';
   return createHash('sha256').update(JSON.stringify(creds)).digest('hex').slice(0, 16);
-}
-
-/** image-spec config.md: ChainID(L0) = DiffID(L0); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln)). */
-export function computeChainIDs(diffIDs: readonly string[]): string[] {
-  const out: string[] = [];
-  for (const d of diffIDs) out.push(out.length === 0 ? d : sha256Digest(`${out[out.length - 1]} ${d}`));
-  return out;
-}
-
-function parseJSON(bytes: Buffer, what: string): unknown {
-  try {
-    return JSON.parse(bytes.toString('utf8')) as unknown;
-  } catch (err) {
-    throw new SkiffError('SKIFF_MANIFEST_INVALID', `${what} is not valid JSON`, { cause: err });
-  }
-}
-
-const DIGEST = /^sha256:[a-f0-9]{64}$/;
-
-function validDescriptor(d: unknown): d is Descriptor {
-  if (typeof d !== 'object' || d === null) return false;
-  const x = d as Partial<Descriptor>;
-  return typeof x.mediaType === 'string' && typeof x.digest === 'string' && DIGEST.test(x.digest) &&
-    typeof x.size === 'number' && Number.isSafeInteger(x.size) && x.size >= 0;
-}
-
-function validateIndex(j: Partial<Index>, name: string): Index {
-  if (j.schemaVersion !== 2 || !Array.isArray(j.manifests) || !j.manifests.every(validDescriptor)) {
-    throw new SkiffError('SKIFF_MANIFEST_INVALID', `pull ${name}: malformed image index`);
-  }
-  return j as Index;
-}
-
-function validateManifest(j: unknown, mediaType: string, name: string): Manifest {
-  const m = j as Omit<Partial<Manifest>, 'schemaVersion'> & { schemaVersion?: number };
-  if (m.schemaVersion === 1 || /v1\+(prettyj|j)ws/.test(mediaType)) {
-    throw new SkiffError('SKIFF_MANIFEST_UNSUPPORTED', `pull ${name}: Docker schema 1 manifests are not supported`);
-  }
-  const type = mediaType || m.mediaType || '';
-  if (type !== MediaType.OCI_MANIFEST && type !== MediaType.DOCKER_MANIFEST && type !== '') {
-    throw new SkiffError('SKIFF_MANIFEST_UNSUPPORTED', `pull ${name}: unsupported manifest media type "${type}"`);
-  }
-  if (m.schemaVersion !== 2 || !validDescriptor(m.config) || !Array.isArray(m.layers) || !m.layers.every(validDescriptor)) {
-    throw new SkiffError('SKIFF_MANIFEST_INVALID', `pull ${name}: malformed image manifest`);
-  }
-  for (const l of m.layers) {
-    if (!LAYER_TYPES.has(l.mediaType)) {
-      throw new SkiffError('SKIFF_MANIFEST_UNSUPPORTED', `pull ${name}: layer ${l.digest} has unsupported media type "${l.mediaType}"`);
-    }
-  }
-  return m as unknown as Manifest;
-}
-
-function validateConfig(j: unknown, manifest: Manifest, name: string): ImageConfig {
-  const c = j as Partial<ImageConfig>;
-  const diffIDs = c.rootfs?.diff_ids;
-  if (!Array.isArray(diffIDs) || !diffIDs.every((d) => typeof d === 'string' && DIGEST.test(d))) {
-    throw new SkiffError('SKIFF_MANIFEST_INVALID', `pull ${name}: image config has no valid rootfs.diff_ids`);
-  }
-  if (diffIDs.length !== manifest.layers.length) {
-    throw new SkiffError(
-      'SKIFF_MANIFEST_INVALID',
-      `pull ${name}: manifest has ${manifest.layers.length} layers but config lists ${diffIDs.length} diff_ids`,
-    );
-  }
-  return { ...c, os: c.os ?? 'linux', architecture: c.architecture ?? '' } as ImageConfig;
 }
 
 function concat(a: Readable, b: Readable): Readable {
@@ -440,72 +421,4 @@ async function drain(stream: Readable): Promise<void> {
     stream.once('error', reject);
     stream.once('close', resolve);
   });
-}
-
-/** Fails the pull when no byte arrives for `timeoutMs` (containerd's image_pull_progress_timeout). */
-class Watchdog {
-  private readonly controller = new AbortController();
-  private last = Date.now();
-  private readonly timer: NodeJS.Timeout | undefined;
-
-  constructor(timeoutMs: number, name: string) {
-    if (timeoutMs > 0) {
-      this.timer = setInterval(() => {
-        if (Date.now() - this.last > timeoutMs) {
-          this.controller.abort(
-            new SkiffError('SKIFF_PULL_STALLED', `pull ${name}: no progress for ${Math.round(timeoutMs / 1000)}s, cancelled`),
-          );
-          this.stop();
-        }
-      }, Math.min(1000, Math.max(50, timeoutMs / 4)));
-      this.timer.unref();
-    }
-  }
-
-  get signal(): AbortSignal {
-    return this.controller.signal;
-  }
-
-  progress(): void {
-    this.last = Date.now();
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
-  }
-}
-
-/** Bounds concurrent layer downloads (containerd max_concurrent_downloads). */
-class Semaphore {
-  private active = 0;
-  private readonly queue: (() => void)[] = [];
-
-  constructor(private readonly limit: number) {}
-
-  async use<T>(signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) {
-      await new Promise<void>((resolve, reject) => {
-        const go = (): void => {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        };
-        const onAbort = (): void => {
-          const i = this.queue.indexOf(go);
-          if (i >= 0) this.queue.splice(i, 1);
-          reject(abortReason(signal));
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-        this.queue.push(go);
-      });
-    } else {
-      this.active++;
-    }
-    try {
-      return await fn();
-    } finally {
-      const next = this.queue.shift();
-      if (next) next();
-      else this.active--;
-    }
-  }
 }

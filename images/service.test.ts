@@ -6,11 +6,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isSkiffError, type ErrorCode } from '../common/errors.js';
-import { sha256Digest } from './content/store.js';
+import { sha256Digest } from './digest.js';
 import type { ImageRecord } from './image-store.js';
 import { diskUsage } from './fs-usage.js';
 import { MediaType } from './oci.js';
-import { computeChainIDs } from './pull.js';
+import { computeChainIDs } from './manifest.js';
 import { ImageService, imageUser } from './service.js';
 
 interface Placed {

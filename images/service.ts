@@ -13,7 +13,7 @@ import { Leases, collect, type GcResult } from './gc.js';
 import { ImageStore, type ImageRecord } from './image-store.js';
 import type { Platform } from './oci.js';
 import { defaultPlatform } from './platform.js';
-import { Puller } from './pull.js';
+import { Puller, type PullResult } from './pull.js';
 import { formatReference, parseReference, repository, withDefaultTag, type Reference } from './reference.js';
 import type { Credentials } from './registry/auth.js';
 import { RegistryClient } from './registry/client.js';
@@ -40,6 +40,7 @@ export interface FsInfo {
   timestamp: Date;
 }
 
+const INGEST_MAX_AGE_MS = 24 * 3600_000;
 const FULL_ID = /^(sha256:)?[a-f0-9]{64}$/;
 const ID_PREFIX = /^(sha256:)?[a-f0-9]{4,63}$/;
 
@@ -70,6 +71,7 @@ export class ImageService {
       platform: opts.platform ?? defaultPlatform(),
       progressTimeoutMs: opts.progressTimeoutMs,
       maxConcurrentDownloads: opts.maxConcurrentDownloads,
+      retries: opts.registryRetries ?? 3,
       collect: async (touched) => {
         await collect(this.stores(), { only: touched });
         this.usage = undefined;
@@ -85,7 +87,10 @@ export class ImageService {
     await svc.images.load();
     const stale = await svc.snapshots.removeStalePreparations();
     if (stale) log.info({ count: stale }, 'removed unfinished snapshot preparations');
-    // Ingests are kept: a pull interrupted by a crash resumes from them.
+    // Ingests are kept for a day: a pull interrupted by a crash or a network failure resumes
+    // from them; older ones are abandoned downloads.
+    const expired = await svc.content.removeIngestsOlderThan(INGEST_MAX_AGE_MS);
+    if (expired) log.info({ count: expired }, 'removed abandoned downloads');
     await svc.gc();
     return svc;
   }
@@ -100,20 +105,18 @@ export class ImageService {
     return r;
   }
 
-  /** Pulls an image by reference; returns its record. */
-  async pull(image: string, creds: Credentials | undefined, signal: AbortSignal): Promise<ImageRecord> {
-    const ref = withDefaultTag(parseReference(image));
-    const { image: rec } = await this.puller.pull(ref, creds, signal);
-    this.usage = undefined;
-    return rec;
-  }
-
-  /** Pulls and also reports the bytes fetched (benchmarks, metrics). */
-  async pullWithStats(image: string, creds: Credentials | undefined, signal: AbortSignal): Promise<{ image: ImageRecord; bytesFetched: number }> {
-    const ref = withDefaultTag(parseReference(image));
-    const r = await this.puller.pull(ref, creds, signal);
-    this.usage = undefined;
-    return r;
+  /**
+   * Pulls an image by reference. A reference with both a tag and a digest is pulled by digest and
+   * the tag is not recorded (containerd's ParseDockerRef): the tag could name other content.
+   */
+  async pull(image: string, creds: Credentials | undefined, signal: AbortSignal): Promise<PullResult> {
+    const parsed = parseReference(image);
+    const ref: Reference = parsed.digest ? { domain: parsed.domain, path: parsed.path, digest: parsed.digest } : withDefaultTag(parsed);
+    try {
+      return await this.puller.pull(ref, creds, signal);
+    } finally {
+      this.usage = undefined;
+    }
   }
 
   /**
@@ -174,8 +177,21 @@ export class ImageService {
    * (RemoveImage is idempotent).
    */
   async remove(nameOrId: string): Promise<{ removed: boolean; deleted: boolean }> {
+    // Under the store lock: a pull recording the same image cannot interleave with this change.
+    const outcome = await this.leases.exclusive(() => this.untagOrDelete(nameOrId));
+    if (outcome.deleted) {
+      const rec = outcome.deleted;
+      await collect(this.stores(), {
+        only: { blobs: new Set([rec.configDigest, rec.manifestDigest, ...(rec.indexDigest ? [rec.indexDigest] : []), ...rec.layers.map((l) => l.digest)]), snapshots: new Set(rec.layers.map((l) => l.chainID)) },
+      });
+      this.usage = undefined;
+    }
+    return { removed: outcome.removed, deleted: outcome.deleted !== undefined };
+  }
+
+  private async untagOrDelete(nameOrId: string): Promise<{ removed: boolean; deleted?: ImageRecord }> {
     const rec = this.resolve(nameOrId);
-    if (!rec) return { removed: false, deleted: false };
+    if (!rec) return { removed: false };
     // Trimmed as resolve() trims: untrimmed, " app:1" would not parse and would delete every tag.
     const name = nameOrId.trim();
     let ref: Reference | undefined;
@@ -187,20 +203,19 @@ export class ImageService {
       }
     }
     const tag = ref && !ref.digest ? formatReference(withDefaultTag(ref)) : undefined;
-    if (tag && rec.repoTags.includes(tag) && rec.repoTags.length > 1) {
+    if (ref && tag && rec.repoTags.includes(tag) && rec.repoTags.length > 1) {
       rec.repoTags = rec.repoTags.filter((t) => t !== tag);
-      const repo = repository(ref!);
+      const repo = repository(ref);
       if (!rec.repoTags.some((t) => t.startsWith(repo + ':'))) {
         rec.repoDigests = rec.repoDigests.filter((d) => !d.startsWith(repo + '@'));
       }
       await this.images.put(rec);
       log.info({ image: rec.id, tag }, 'untagged image');
-      return { removed: true, deleted: false };
+      return { removed: true };
     }
     await this.images.delete(rec.id);
-    await this.gc();
     log.info({ image: rec.id, tags: rec.repoTags }, 'removed image');
-    return { removed: true, deleted: true };
+    return { removed: true, deleted: rec };
   }
 
   /** Usage of the snapshot store, cached until the next pull or removal changes it. */

@@ -4,6 +4,10 @@
 // when every caller has left.
 import { SkiffError } from '../common/errors.js';
 
+/** How long a cancelled last caller waits for the task to wind down before it is answered. */
+const CLEANUP_WAIT_MS = 30_000;
+const noop = (): void => undefined;
+
 interface Entry<T> {
   controller: AbortController;
   callers: number;
@@ -54,21 +58,28 @@ export class SharedTasks<T> {
       const onAbort = (): void => {
         leave();
         const reason = abortReason(signal);
-        if (joined.callers === 0) {
-          // Nobody waits any more: stop the work, and drop the key now so that a new caller
-          // starts afresh instead of joining a task that is winding down.
-          if (this.tasks.get(key) === joined) this.tasks.delete(key);
-          joined.controller.abort(reason);
+        if (joined.callers > 0) {
+          reject(reason);
+          return;
         }
-        reject(reason);
+        // Nobody waits any more: stop the work, and drop the key now so that a new caller
+        // starts afresh instead of joining a task that is winding down. The last caller hears
+        // back only once the task has cleaned up after itself (bounded, in case it cannot), so
+        // an answer of CANCELLED or DEADLINE_EXCEEDED means nothing is left half-done.
+        if (this.tasks.get(key) === joined) this.tasks.delete(key);
+        joined.controller.abort(reason);
+        const bound = new Promise<void>((r) => setTimeout(r, CLEANUP_WAIT_MS).unref());
+        void Promise.race([joined.promise.then(noop, noop), bound]).then(() => reject(reason));
       };
       signal.addEventListener('abort', onAbort, { once: true });
       joined.promise.then(
         (v) => {
+          if (left) return; // this caller already left with its own reason
           leave();
           resolve(v);
         },
         (err: unknown) => {
+          if (left) return;
           leave();
           reject(err instanceof Error ? err : new Error(String(err)));
         },

@@ -4,6 +4,7 @@ import { mkdtemp, rm, lstat, open, writeFile, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  syncFilesystem,
   linuxSyscalls as sys,
   makedev,
   RecordingSyscalls,
@@ -141,4 +142,15 @@ void test('RecordingSyscalls records calls, keeps xattrs and fails on cue', asyn
     none.mkfifo(join(dir, 'fifo'), 0o600);
     await assert.rejects(lstat(join(dir, 'fifo')), { code: 'ENOENT' });
   });
+});
+
+test('syncFilesystem succeeds on a directory and names a missing path', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'skiff-syncfs-'));
+  try {
+    await writeFile(join(dir, 'f'), 'data');
+    assert.equal(await syncFilesystem(dir), undefined);
+    await assert.rejects(syncFilesystem(join(dir, 'missing')), /ENOENT/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

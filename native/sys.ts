@@ -4,7 +4,7 @@
 // `syscall/syscall.rs` + `syscall/test.rs`).
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, writeFileSync } from 'node:fs';
 
 type Koffi = typeof import('koffi');
 
@@ -79,6 +79,8 @@ interface Libc {
   lgetxattr: (path: string, name: string, value: Buffer | null, size: number) => number | bigint;
   llistxattr: (path: string, list: Buffer | null, size: number) => number | bigint;
   flock: (fd: number, op: number) => number;
+  /** koffi's `.async` form runs the call on a worker thread: syncfs may take seconds. */
+  syncfs: { async(fd: number, cb: (err: Error | null, ret: number) => void): void };
 }
 
 let libc: Libc | undefined;
@@ -96,6 +98,7 @@ function load(): Libc {
     lgetxattr: lib.func('intptr_t lgetxattr(const char *path, const char *name, _Out_ void *value, size_t size)'),
     llistxattr: lib.func('intptr_t llistxattr(const char *path, _Out_ char *list, size_t size)'),
     flock: lib.func('int flock(int fd, int op)'),
+    syncfs: lib.func('int syncfs(int fd)') as unknown as Libc['syncfs'],
   };
   return libc;
 }
@@ -116,6 +119,22 @@ function readSized(syscall: string, path: string, call: (buf: Buffer | null, siz
     if (ret >= 0) return buf.subarray(0, ret);
     const errno = load().koffi.errno();
     if (errno !== osConstants.errno.ERANGE || attempt >= 3) throw syscallError(syscall, errno, path);
+  }
+}
+
+/**
+ * syncfs(2) on the filesystem holding `path`, off the event loop: flushes everything written
+ * there, so that a record naming those files is only written once they are on disk.
+ */
+export async function syncFilesystem(path: string): Promise<void> {
+  const c = load();
+  const fd = openSync(path, 'r');
+  try {
+    const ret = await new Promise<number>((resolve, reject) => c.syncfs.async(fd, (err, r) => (err ? reject(err) : resolve(r))));
+    // errno is per thread: koffi's async call ran on a worker, so only the failure itself is known.
+    if (ret < 0) throw syscallError('syncfs', osConstants.errno.EIO, path, 'EIO');
+  } finally {
+    closeSync(fd);
   }
 }
 

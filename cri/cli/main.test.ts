@@ -33,6 +33,14 @@ let server: FakeCri;
 let workdir: string;
 const pulls: { request: v1.PullImageRequest__Output; deadline: Date | number }[] = [];
 const removed: string[] = [];
+/** The fake daemon's images; RemoveImage changes them as skiffd does. */
+let images: v1.Image[] = [];
+const resetImages = (): void => {
+  images = [PAUSE_BY_DIGEST, BUSYBOX];
+};
+resetImages();
+const findImage = (name: string | undefined): v1.Image | undefined =>
+  images.find((i) => i.id === name || i.repo_tags?.includes(name ?? '') || i.repo_digests?.includes(name ?? ''));
 
 before(async () => {
   workdir = await mkdtemp(join(tmpdir(), 'skiff-cli-test-'));
@@ -54,14 +62,22 @@ before(async () => {
         }
         done(null, { image_ref: BUSYBOX_ID });
       },
-      ListImages: (_call, done) => done(null, { images: [PAUSE_BY_DIGEST, BUSYBOX] }),
+      ListImages: (_call, done) => done(null, { images }),
       ImageStatus: (call, done) => {
         const name = call.request.image?.image;
-        const image = [BUSYBOX, PAUSE_BY_DIGEST].find((i) => i.id === name || i.repo_tags?.includes(name ?? ''));
+        const image = findImage(name);
         done(null, image ? { image, info: call.request.verbose ? { info: '{"chainID":"sha256:c"}' } : {} } : {});
       },
       RemoveImage: (call, done) => {
-        removed.push(call.request.image?.image ?? '');
+        const name = call.request.image?.image ?? '';
+        removed.push(name);
+        const image = findImage(name);
+        // skiffd: by one of several tags only that tag goes; otherwise the image goes.
+        if (image && image.repo_tags?.includes(name) && image.repo_tags.length > 1) {
+          images = images.map((i) => (i === image ? { ...i, repo_tags: image.repo_tags?.filter((t) => t !== name) } : i));
+        } else if (image) {
+          images = images.filter((i) => i !== image);
+        }
         done(null, {});
       },
       ImageFsInfo: (_call, done) =>
@@ -180,7 +196,8 @@ void test('skiff inspecti prints {"info": ..., "status": Image} and fails for a 
   assert.equal(missing.stderr, 'skiff: no such image "nope" present\n');
 });
 
-void test('skiff rmi prints each deleted tag, or the digests of an untagged image', async () => {
+void test('skiff rmi prints each deleted tag, or the digests of an untagged image', async (t) => {
+  t.after(resetImages);
   removed.length = 0;
   const r = await run('rmi', 'docker.io/library/busybox:1.36', PAUSE_ID);
   assert.equal(r.code, 0, r.stderr);
@@ -189,6 +206,27 @@ void test('skiff rmi prints each deleted tag, or the digests of an untagged imag
   const missing = await run('rmi', 'nope');
   assert.equal(missing.code, 1);
   assert.equal(missing.stderr, 'skiff: no such image nope\nskiff: unable to remove the image(s)\n');
+});
+
+void test('skiff rmi of one of several tags says Untagged, not Deleted for every tag', async (t) => {
+  t.after(resetImages);
+  const appId = `sha256:${'c'.repeat(64)}`;
+  const bareId = `sha256:${'d'.repeat(64)}`;
+  images.push(
+    { id: appId, repo_tags: ['docker.io/library/app:1', 'docker.io/library/app:latest'], repo_digests: [], size: '10' },
+    { id: bareId, repo_tags: [], repo_digests: [], size: '10' },
+  );
+  const cases: Array<[args: string[], stdout: string]> = [
+    [['docker.io/library/app:1'], 'Untagged: docker.io/library/app:1\n'],
+    [['docker.io/library/app:latest'], 'Deleted: docker.io/library/app:latest\n'],
+    [[bareId], `Deleted: ${bareId}\n`],
+  ];
+  for (const [args, stdout] of cases) {
+    const r = await run('rmi', ...args);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, stdout, args.join(' '));
+  }
+  assert.deepEqual(images.map((i) => i.id), [PAUSE_ID, BUSYBOX_ID]);
 });
 
 void test('skiff imagefsinfo prints {"status": ...} and a table', async () => {

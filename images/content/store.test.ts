@@ -1,10 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, readdir } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, readdir, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ContentStore, digestHex, sha256Digest } from './store.js';
+import { ContentStore, type BlobWriter } from './store.js';
+import { digestHex, sha256Digest } from '../digest.js';
 import { isSkiffError } from '../../common/errors.js';
+
+/** An ingest that must open (the blob is not there yet). */
+async function openNew(s: ContentStore, digest: string, size: number | undefined): Promise<BlobWriter> {
+  const w = await s.openWriter(digest, size);
+  assert.ok(w, `a writer for ${digest}`);
+  return w;
+}
 
 async function withStore(fn: (s: ContentStore, dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'skiff-content-'));
@@ -28,7 +36,7 @@ test('a blob becomes visible only after commit verifies its digest', () =>
   withStore(async (s) => {
     const data = Buffer.from('hello layer');
     const digest = sha256Digest(data);
-    const w = await s.openWriter(digest, data.length);
+    const w = await openNew(s, digest, data.length);
     await w.append(data.subarray(0, 5));
     assert.equal(await s.size(digest), undefined, 'not listed while ingesting');
     await w.append(data.subarray(5));
@@ -41,7 +49,7 @@ test('a blob becomes visible only after commit verifies its digest', () =>
 test('a digest mismatch deletes the ingest and lists nothing', () =>
   withStore(async (s) => {
     const digest = sha256Digest('expected');
-    const w = await s.openWriter(digest, 8);
+    const w = await openNew(s, digest, 8);
     await w.append(Buffer.from('tampered'));
     await assert.rejects(w.commit(), (e: unknown) => isSkiffError(e, 'SKIFF_DIGEST_MISMATCH') && e.message.includes(digest));
     assert.equal(await s.size(digest), undefined);
@@ -51,7 +59,7 @@ test('a digest mismatch deletes the ingest and lists nothing', () =>
 
 test('more bytes than the descriptor declares fail early', () =>
   withStore(async (s) => {
-    const w = await s.openWriter(sha256Digest('abc'), 3);
+    const w = await openNew(s, sha256Digest('abc'), 3);
     await assert.rejects(w.append(Buffer.from('abcd')), (e: unknown) => isSkiffError(e, 'SKIFF_DIGEST_MISMATCH'));
     await w.abort();
     assert.deepEqual(await s.listIngests(), []);
@@ -61,10 +69,10 @@ test('an interrupted ingest resumes from its bytes, re-hashed', () =>
   withStore(async (s) => {
     const data = Buffer.from('0123456789abcdef');
     const digest = sha256Digest(data);
-    const first = await s.openWriter(digest, data.length);
+    const first = await openNew(s, digest, data.length);
     await first.append(data.subarray(0, 10));
     await first.close(); // as after a network error or a crash
-    const second = await s.openWriter(digest, data.length);
+    const second = await openNew(s, digest, data.length);
     assert.equal(second.offset, 10);
     const replay: Buffer[] = [];
     for await (const c of second.existing()) replay.push(c as Buffer);
@@ -74,21 +82,56 @@ test('an interrupted ingest resumes from its bytes, re-hashed', () =>
     assert.deepEqual(await readFile(s.blobPath(digest)), data);
   }));
 
-test('one writer per digest at a time', () =>
+test('a second writer of a digest waits for the first, and finds the blob it committed', () =>
   withStore(async (s) => {
-    const digest = sha256Digest('x');
-    const w = await s.openWriter(digest, 1);
-    await assert.rejects(s.openWriter(digest, 1), /already being written/);
+    const data = Buffer.from('x');
+    const digest = sha256Digest(data);
+    const first = await s.openWriter(digest, 1);
+    assert.ok(first);
+    let secondOpened = false;
+    const second = s.openWriter(digest, 1).then((w) => ((secondOpened = true), w));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(secondOpened, false, 'waits while the first writes');
+    await first.append(data);
+    await first.commit();
+    assert.equal(await second, undefined, 'nothing left to write');
+    // And after an abort the next writer gets the ingest.
+    const third = await s.openWriter(sha256Digest('y'), 1);
+    assert.ok(third);
+    const fourth = s.openWriter(sha256Digest('y'), 1);
+    await third.abort();
+    const w = await fourth;
+    assert.ok(w);
     await w.abort();
-    const again = await s.openWriter(digest, 1);
-    await again.abort();
+  }));
+
+test('concurrent writeBytes of one blob both succeed', () =>
+  withStore(async (s) => {
+    const data = Buffer.from('config blob');
+    const digest = sha256Digest(data);
+    await Promise.all([s.writeBytes(digest, data), s.writeBytes(digest, data), s.writeBytes(digest, data)]);
+    assert.deepEqual(await s.readBytes(digest), data);
+  }));
+
+test('ingests untouched for longer than the limit are removed, fresh ones kept', () =>
+  withStore(async (s, dir) => {
+    const old = await s.openWriter(sha256Digest('old'), 3);
+    await old!.append(Buffer.from('ol'));
+    await old!.close();
+    const fresh = await s.openWriter(sha256Digest('new'), 3);
+    await fresh!.append(Buffer.from('ne'));
+    await fresh!.close();
+    const past = new Date(Date.now() - 2 * 86_400_000);
+    await utimes(join(dir, 'ingest', digestHex(sha256Digest('old')), 'data'), past, past);
+    assert.equal(await s.removeIngestsOlderThan(86_400_000), 1);
+    assert.deepEqual(await s.listIngests(), [sha256Digest('new')]);
   }));
 
 test('tap() writes what passes through it', () =>
   withStore(async (s, dir) => {
     const data = Buffer.alloc(200_000, 7);
     const digest = sha256Digest(data);
-    const w = await s.openWriter(digest, data.length);
+    const w = await openNew(s, digest, data.length);
     const tap = w.tap();
     const out: Buffer[] = [];
     tap.on('data', (c: Buffer) => out.push(c));

@@ -9,25 +9,13 @@ import { join } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { SkiffError, errnoCode } from '../../common/errors.js';
 import { fsyncDir } from '../../common/atomic.js';
-
-const DIGEST_RE = /^sha256:([a-f0-9]{64})$/;
-
-/** The hex part of a sha256 digest; anything else is refused before it becomes a path. */
-export function digestHex(digest: string): string {
-  const m = DIGEST_RE.exec(digest);
-  if (!m) throw new SkiffError('SKIFF_INVALID_ARGUMENT', `unsupported or malformed digest "${digest}"`);
-  return m[1];
-}
-
-export function sha256Digest(data: Uint8Array | string): string {
-  return 'sha256:' + createHash('sha256').update(data).digest('hex');
-}
+import { digestHex, sha256Digest } from '../digest.js';
 
 export class ContentStore {
   readonly blobsDir: string;
   readonly ingestDir: string;
-  /** Digests with a writer open in this process: a second writer would corrupt the ingest. */
-  private readonly writing = new Set<string>();
+  /** One writer per digest at a time; the next one waits (the same blob can be two layers). */
+  private readonly writing = new Map<string, Promise<void>>();
 
   constructor(readonly root: string) {
     this.blobsDir = join(root, 'blobs', 'sha256');
@@ -68,8 +56,8 @@ export class ContentStore {
     if (actual !== digest) {
       throw new SkiffError('SKIFF_DIGEST_MISMATCH', `content ${digest}: got bytes with digest ${actual}`);
     }
-    if ((await this.size(digest)) === data.length) return;
     const w = await this.openWriter(digest, data.length, { resume: false });
+    if (!w) return;
     try {
       await w.append(data);
       await w.commit();
@@ -84,47 +72,48 @@ export class ContentStore {
   }
 
   /**
-   * Opens the ingest of `digest`. With `resume` (default) the bytes a crashed or failed earlier
-   * writer left are kept and hashed, and `offset` says how many there are.
+   * Opens the ingest of `digest`, after any other writer of it has finished; undefined when the
+   * blob is (by then) already present. With `resume` (default) the bytes a crashed or failed
+   * earlier writer left are kept and hashed, and `offset` says how many there are.
    */
-  async openWriter(digest: string, expectedSize: number | undefined, opts: { resume?: boolean } = {}): Promise<BlobWriter> {
+  async openWriter(digest: string, expectedSize: number | undefined, opts: { resume?: boolean } = {}): Promise<BlobWriter | undefined> {
     const hex = digestHex(digest);
-    if (this.writing.has(digest)) {
-      throw new SkiffError('SKIFF_INTERNAL', `content ${digest} is already being written`);
-    }
-    this.writing.add(digest);
+    const unlock = await this.lock(digest);
     try {
+      const present = await this.size(digest);
+      if (present !== undefined && (expectedSize === undefined || present === expectedSize)) {
+        unlock();
+        return undefined;
+      }
       const dir = join(this.ingestDir, hex);
       await mkdir(dir, { recursive: true });
       const dataPath = join(dir, 'data');
-      const hash = createHash('sha256');
+      let hash = createHash('sha256');
       let offset = 0;
       if (opts.resume !== false) {
         offset = await hashFile(dataPath, hash);
         if (expectedSize !== undefined && offset > expectedSize) {
           // More bytes than the blob has: the ingest is garbage, start over.
+          hash = createHash('sha256');
           offset = 0;
-          hash.destroy();
-          return await this.startWriter(digest, dir, dataPath, expectedSize, createHash('sha256'), 0);
         }
       }
-      return await this.startWriter(digest, dir, dataPath, expectedSize, hash, offset);
+      const fh = await open(dataPath, offset > 0 ? 'a' : 'w', 0o644);
+      return new BlobWriter(this, digest, dir, dataPath, fh, hash, offset, expectedSize, unlock);
     } catch (err) {
-      this.writing.delete(digest);
+      unlock();
       throw err;
     }
   }
 
-  private async startWriter(
-    digest: string,
-    dir: string,
-    dataPath: string,
-    expectedSize: number | undefined,
-    hash: Hash,
-    offset: number,
-  ): Promise<BlobWriter> {
-    const fh = await open(dataPath, offset > 0 ? 'a' : 'w', 0o644);
-    return new BlobWriter(this, digest, dir, dataPath, fh, hash, offset, expectedSize, () => this.writing.delete(digest));
+  private async lock(digest: string): Promise<() => void> {
+    for (let held = this.writing.get(digest); held; held = this.writing.get(digest)) await held;
+    let release!: () => void;
+    this.writing.set(digest, new Promise<void>((r) => (release = r)));
+    return () => {
+      this.writing.delete(digest);
+      release();
+    };
   }
 
   async delete(digest: string): Promise<void> {
@@ -142,9 +131,24 @@ export class ContentStore {
     return names.map((n) => 'sha256:' + n);
   }
 
+  /** Drops an ingest nobody is writing. */
   async removeIngest(digest: string): Promise<void> {
     if (this.writing.has(digest)) return;
     await rm(join(this.ingestDir, digestHex(digest)), { recursive: true, force: true });
+  }
+
+  /** Drops ingests untouched for `maxAgeMs` (downloads abandoned long ago); returns how many. */
+  async removeIngestsOlderThan(maxAgeMs: number): Promise<number> {
+    let n = 0;
+    for (const digest of await this.listIngests()) {
+      const dir = join(this.ingestDir, digestHex(digest));
+      const st = (await stat(join(dir, 'data')).catch(() => undefined)) ?? (await stat(dir).catch(() => undefined));
+      if (st && Date.now() - st.mtimeMs > maxAgeMs && !this.writing.has(digest)) {
+        await this.removeIngest(digest);
+        n++;
+      }
+    }
+    return n;
   }
 }
 
@@ -220,10 +224,13 @@ export class BlobWriter {
 
   /** Verifies size and digest, then makes the blob visible. A mismatch deletes the ingest. */
   async commit(): Promise<void> {
-    this.end();
+    if (!this.end()) throw new SkiffError('SKIFF_INTERNAL', `content ${this.digest}: writer already closed`);
     try {
-      await this.fh.sync();
-      await this.fh.close();
+      try {
+        await this.fh.sync();
+      } finally {
+        await this.fh.close();
+      }
       const actual = 'sha256:' + this.hash.digest('hex');
       if (this.expectedSize !== undefined && this.written !== this.expectedSize) {
         throw new SkiffError(

@@ -22,15 +22,58 @@ void test('credentialsFromAuthConfig', () => {
     ['registry token', { registry_token: 'bearer' }, { registryToken: 'bearer' }],
     ['empty strings are absent', { username: '', password: '', auth: '', identity_token: '' }, undefined],
   ];
-  for (const [name, input, want] of cases) assert.deepEqual(credentialsFromAuthConfig(input), want, name);
+  for (const [name, input, want] of cases) assert.deepEqual(credentialsFromAuthConfig(input, 'docker.io'), want, name);
 });
 
 void test('credentialsFromAuthConfig rejects a malformed auth field', () => {
   for (const auth of ['not base64!', b64('nocolon'), b64(':password'), 'dXNlcjpwYXNz=' /* bad padding */]) {
     assert.throws(
-      () => credentialsFromAuthConfig({ auth }),
+      () => credentialsFromAuthConfig({ auth }, 'docker.io'),
       (err: unknown) => isSkiffError(err, 'SKIFF_INVALID_ARGUMENT') && /auth/.test(err.message),
       auth,
+    );
+  }
+});
+
+void test('credentialsFromAuthConfig uses credentials only for the registry server_address names', () => {
+  const auth = { username: 'u', password: 'p' };
+  const creds: Credentials = { username: 'u', password: 'p' };
+  const cases: Array<[server: string, domain: string, want: Credentials | undefined]> = [
+    ['', 'registry.example.com', creds],
+    ['registry.example.com', 'registry.example.com', creds],
+    ['https://registry.example.com', 'registry.example.com', creds],
+    ['https://registry.example.com/v2/', 'registry.example.com', creds],
+    ['Registry.Example.COM', 'registry.example.com', creds],
+    ['registry.example.com:5000', 'registry.example.com:5000', creds],
+    ['http://127.0.0.1:5000', '127.0.0.1:5000', creds],
+    ['localhost:5000', 'localhost:5000', creds],
+    // Docker Hub answers to several names; a `docker login` config says https://index.docker.io/v1/.
+    ['https://index.docker.io/v1/', 'docker.io', creds],
+    ['index.docker.io', 'docker.io', creds],
+    ['registry-1.docker.io', 'docker.io', creds],
+    ['docker.io', 'docker.io', creds],
+    ['https://registry-1.docker.io', 'docker.io', creds],
+    // Another registry's credentials: anonymous, never sent elsewhere.
+    ['registry.example.com', 'docker.io', undefined],
+    ['https://index.docker.io/v1/', 'registry.example.com', undefined],
+    ['registry.example.com:5000', 'registry.example.com', undefined],
+    ['registry.example.com', 'registry.example.com:5000', undefined],
+    ['https://evil.example.com/registry.example.com', 'registry.example.com', undefined],
+    ['registry.example.com.evil.example', 'registry.example.com', undefined],
+  ];
+  for (const [server_address, domain, want] of cases) {
+    assert.deepEqual(credentialsFromAuthConfig({ ...auth, server_address }, domain), want, `${server_address} for ${domain}`);
+  }
+  // A mismatch wins over a malformed auth field, as in containerd: those credentials are not used.
+  assert.equal(credentialsFromAuthConfig({ auth: 'not base64!', server_address: 'other.example.com' }, 'docker.io'), undefined);
+});
+
+void test('credentialsFromAuthConfig rejects a server_address that names no host', () => {
+  for (const server_address of ['https://', '/v1/', 'https://user@registry.example.com', 'reg istry.example.com', 'registry.example.com:port']) {
+    assert.throws(
+      () => credentialsFromAuthConfig({ username: 'u', password: 'p', server_address }, 'registry.example.com'),
+      (err: unknown) => isSkiffError(err, 'SKIFF_INVALID_ARGUMENT') && err.message.includes(`server_address "${server_address}"`),
+      server_address,
     );
   }
 });

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { SkiffError } from '../../common/errors.js';
 import { logger } from '../../common/log.js';
+import { SharedTasks } from '../shared-task.js';
 import { statusError } from './errors.js';
 import type { Endpoint } from './hosts.js';
 import { readBody, readErrorBody, type HttpRequest, type HttpResponse } from './transport.js';
@@ -19,18 +20,54 @@ export interface Credentials {
   registryToken?: string;
 }
 
+/** The names Docker Hub answers to, in references and in `docker login` configs. */
+const DOCKER_HUB_ALIASES: ReadonlySet<string> = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
+
 /**
- * Credentials from a CRI / Docker AuthConfig. Like containerd's CRI ParseAuth, explicit
- * username/password win, then the identity token, then `auth` (base64 of "user:password").
- * A malformed `auth` → SKIFF_INVALID_ARGUMENT. Nothing usable → undefined (anonymous).
+ * The registry host an AuthConfig's server_address names, lowercased and with Docker Hub's aliases
+ * folded into "docker.io". It may be a URL (`https://index.docker.io/v1/`) or host[:port]
+ * (`registry.example.com:5000`); anything after the host is ignored. The port is kept as written,
+ * as Go's url.URL.Host does for containerd.
+ */
+function serverHost(address: string): string {
+  const authority = /^(?:[A-Za-z][A-Za-z0-9+.-]*:\/\/)?([^/?#]*)/.exec(address)?.[1] ?? '';
+  if (authority === '' || authority.includes('@') || !URL.canParse(`https://${authority}`)) {
+    throw new SkiffError('SKIFF_INVALID_ARGUMENT', `invalid auth config: server_address "${address}" is neither a URL nor host[:port]`);
+  }
+  return registryHost(authority);
+}
+
+function registryHost(host: string): string {
+  const h = host.toLowerCase();
+  return DOCKER_HUB_ALIASES.has(h) ? 'docker.io' : h;
+}
+
+/**
+ * Credentials from a CRI / Docker AuthConfig for a pull from registry `domain` (the image
+ * reference's domain). Like containerd's CRI ParseAuth, explicit username/password win, then the
+ * identity token, then `auth` (base64 of "user:password").
+ *
+ * A server_address naming another registry means the credentials are not for this one, and they
+ * are never sent there. As in ParseAuth that is not an error but undefined: the pull goes on
+ * anonymously, and fails with the registry's own 401 if the image is private. A server_address
+ * that names no host, or a malformed `auth` → SKIFF_INVALID_ARGUMENT. Nothing usable → undefined.
  */
 export function credentialsFromAuthConfig(
   a:
-    | { username?: string; password?: string; auth?: string; identity_token?: string; registry_token?: string }
+    | {
+        username?: string;
+        password?: string;
+        auth?: string;
+        server_address?: string;
+        identity_token?: string;
+        registry_token?: string;
+      }
     | undefined
     | null,
+  domain: string,
 ): Credentials | undefined {
   if (!a) return undefined;
+  if (a.server_address && serverHost(a.server_address) !== registryHost(domain)) return undefined;
   const c: Credentials = {};
   if (a.username) {
     c.username = a.username;
@@ -157,7 +194,7 @@ function credentialsKey(c: Credentials | undefined): string {
 export class Authorizer {
   private readonly challenges = new Map<string, Challenge>();
   private readonly tokens = new Map<string, CachedToken>();
-  private readonly inflight = new Map<string, Promise<string>>();
+  private readonly inflight = new SharedTasks<string>();
 
   constructor(private readonly send: Sender) {}
 
@@ -224,18 +261,14 @@ export class Authorizer {
     const now = Date.now();
     const cached = this.tokens.get(key);
     if (!fresh && cached && cached.expiresAt > now) return cached.token;
-    const pending = this.inflight.get(key);
-    if (pending) return pending;
-
-    const p = this.fetchToken(realm, service, scopes, creds, signal, what)
-      .then((t) => {
-        for (const [k, v] of this.tokens) if (v.expiresAt <= Date.now()) this.tokens.delete(k);
-        this.tokens.set(key, t);
-        return t.token;
-      })
-      .finally(() => this.inflight.delete(key));
-    this.inflight.set(key, p);
-    return p;
+    // Concurrent callers join one fetch, each with its own signal: one caller's cancellation
+    // must not fail the others' requests, so the fetch stops only when every caller has left.
+    return this.inflight.run(key, signal, async (shared) => {
+      const t = await this.fetchToken(realm, service, scopes, creds, shared, what);
+      for (const [k, v] of this.tokens) if (v.expiresAt <= Date.now()) this.tokens.delete(k);
+      this.tokens.set(key, t);
+      return t.token;
+    });
   }
 
   private async fetchToken(

@@ -279,3 +279,36 @@ void test('a blob redirect to another host does not carry the Authorization head
   assert.equal(pathOf(last), '/v2/team/app/manifests/v1');
   assert.equal(last.headers.authorization, basic('u', 'p'));
 });
+
+void test('cancelling one caller of a shared token fetch does not fail the others', async (t) => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let reached!: () => void;
+  const tokenRequested = new Promise<void>((r) => (reached = r));
+  const tokens = await serve(async (_req, res) => {
+    reached();
+    await gate;
+    json(res, 200, { token: 'token-1', expires_in: 300 });
+  });
+  const registry = await serve(
+    registryHandler(fakeImage(), (req, res) => {
+      if (req.headers.authorization === 'Bearer token-1') return false;
+      specError(res, 401, 'UNAUTHORIZED', 'authentication required', { 'www-authenticate': `Bearer realm="${tokens.base}/token"` });
+      return true;
+    }),
+  );
+  const c = newClient();
+  t.after(async () => { c.close(); await registry.close(); await tokens.close(); });
+
+  const first = new AbortController();
+  const a = c.getManifest(refOf(registry), undefined, first.signal);
+  await tokenRequested;
+  // The challenge is known now: the second request joins the token fetch before sending anything.
+  const b = c.getManifest(refOf(registry), undefined, live());
+  first.abort();
+  await rejectsWith(a, 'SKIFF_CANCELLED');
+  release();
+  const got = await b;
+  assert.equal(got.mediaType, MediaType.OCI_MANIFEST);
+  assert.equal(tokens.requests.length, 1, 'one token fetch, not restarted');
+});

@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errnoCode, errorMessage, isSkiffError, SkiffError } from '../../common/errors.js';
 import { logger } from '../../common/log.js';
-import { MANIFEST_ACCEPT, MediaType } from '../oci.js';
+import { MANIFEST_ACCEPT, MANIFEST_MEDIA_TYPES, MediaType } from '../oci.js';
 import { formatReference, isDigest, repository, type Reference } from '../reference.js';
 import { Authorizer, type Credentials } from './auth.js';
 import { describeBody, statusError, type Subject } from './errors.js';
@@ -37,13 +37,6 @@ const RETRYABLE_NETWORK_CODES = new Set([
   'EHOSTUNREACH',
   'ENETUNREACH',
   'ENETDOWN',
-]);
-
-const MANIFEST_TYPES: ReadonlySet<string> = new Set([
-  MediaType.OCI_INDEX,
-  MediaType.DOCKER_MANIFEST_LIST,
-  MediaType.OCI_MANIFEST,
-  MediaType.DOCKER_MANIFEST,
 ]);
 
 // reference.go tag grammar: what may follow the ":" of a reference.
@@ -93,7 +86,7 @@ function parseRetryAfter(v: string | undefined): number | undefined {
  */
 function manifestMediaType(contentType: string | undefined, bytes: Buffer): string {
   const ct = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
-  if (MANIFEST_TYPES.has(ct)) return ct;
+  if (MANIFEST_MEDIA_TYPES.has(ct)) return ct;
   let doc: unknown;
   try {
     doc = JSON.parse(bytes.toString('utf8'));

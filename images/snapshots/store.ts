@@ -11,7 +11,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import { errnoCode } from '../../common/errors.js';
 import { fsyncDir } from '../../common/atomic.js';
-import { digestHex } from '../content/store.js';
+import { digestHex } from '../digest.js';
 
 export interface SnapshotInfo {
   chainID: string;

@@ -11,7 +11,7 @@ import * as zlib from 'node:zlib';
 import { pack } from 'tar-stream';
 import { applyLayer, unpackLayer } from './apply.js';
 import { MediaType } from '../oci.js';
-import { isSkiffError, type ErrorCode } from '../../common/errors.js';
+import { isSkiffError, Status, type ErrorCode } from '../../common/errors.js';
 import { linuxSyscalls as sys, RecordingSyscalls, S_IFCHR, makedev } from '../../native/sys.js';
 import { makeTar, sandbox, type TarEntry, type Sandbox } from './tar-fixture.test-helper.js';
 
@@ -398,5 +398,28 @@ void test('an xattr the filesystem refuses (ENOTSUP) is skipped, other xattr err
     fake.failOn('lsetxattr', 'EIO');
     const tar = await makeTar([{ header: { name: 'f', pax: { 'SCHILY.xattr.user.a': '1' } }, body: 'x' }]);
     await assert.rejects(apply(tar, root, { sys: fake }), rejectsWith('SKIFF_INTERNAL', '"f"', 'EIO'));
+  });
+});
+
+void test('a full disk or quota while writing a layer is SKIFF_NO_SPACE (RESOURCE_EXHAUSTED) naming the layer and the path', async () => {
+  for (const code of ['ENOSPC', 'EDQUOT']) {
+    await withSandbox(async ({ root }) => {
+      const fake = new RecordingSyscalls();
+      fake.failOn('mknod', code);
+      const tar = await makeTar([{ header: { name: 'dir/.wh.f' }, body: '' }]);
+      await assert.rejects(apply(tar, root, { sys: fake }), (err: unknown) => {
+        rejectsWith('SKIFF_NO_SPACE', join(root, 'dir/f'), code)(err);
+        assert.equal(isSkiffError(err) && err.status, Status.RESOURCE_EXHAUSTED);
+        return true;
+      });
+    });
+  }
+});
+
+void test('a name longer than the filesystem allows is SKIFF_LAYER_INVALID, not an internal error', async () => {
+  await withSandbox(async ({ root }) => {
+    const long = 'n'.repeat(300); // NAME_MAX is 255 on Linux filesystems
+    const tar = await makeTar([{ header: { name: `dir/${long}` }, body: 'x' }]);
+    await assert.rejects(apply(tar, root), rejectsWith('SKIFF_LAYER_INVALID', 'ENAMETOOLONG', `"dir/${long}"`));
   });
 });

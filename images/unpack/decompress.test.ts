@@ -7,9 +7,9 @@ import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as zlib from 'node:zlib';
-import { decompressStream, layerCompression, sniffCompression } from './decompress.js';
+import { decompressStream, layerCompression, sniffCompression, type Compression } from './decompress.js';
 import { FzstdDecompress, createZstdDecompress } from './zstd.js';
-import { MediaType } from '../oci.js';
+import { LAYER_MEDIA_TYPES, MediaType } from '../oci.js';
 import { isSkiffError } from '../../common/errors.js';
 
 const ZSTD_CLI = '/usr/bin/zstd';
@@ -34,15 +34,21 @@ async function run(t: Transform, input: Buffer, chunk = 7919): Promise<Buffer> {
 const payload = Buffer.concat([randomBytes(100_000), Buffer.alloc(300_000, 'a'), randomBytes(5)]);
 
 void test('layerCompression maps every layer media type and refuses others by name', () => {
-  assert.equal(layerCompression(MediaType.OCI_LAYER), 'none');
-  assert.equal(layerCompression(MediaType.OCI_LAYER_GZIP), 'gzip');
-  assert.equal(layerCompression(MediaType.OCI_LAYER_ZSTD), 'zstd');
-  assert.equal(layerCompression(MediaType.OCI_LAYER_NONDIST), 'none');
-  assert.equal(layerCompression(MediaType.OCI_LAYER_NONDIST_GZIP), 'gzip');
-  assert.equal(layerCompression(MediaType.OCI_LAYER_NONDIST_ZSTD), 'zstd');
-  assert.equal(layerCompression(MediaType.DOCKER_LAYER), 'none');
-  assert.equal(layerCompression(MediaType.DOCKER_LAYER_GZIP), 'gzip');
-  assert.equal(layerCompression(MediaType.DOCKER_LAYER_FOREIGN_GZIP), 'gzip');
+  const want: Array<[string, Compression]> = [
+    [MediaType.OCI_LAYER, 'none'],
+    [MediaType.OCI_LAYER_GZIP, 'gzip'],
+    [MediaType.OCI_LAYER_ZSTD, 'zstd'],
+    [MediaType.OCI_LAYER_NONDIST, 'none'],
+    [MediaType.OCI_LAYER_NONDIST_GZIP, 'gzip'],
+    [MediaType.OCI_LAYER_NONDIST_ZSTD, 'zstd'],
+    [MediaType.DOCKER_LAYER, 'none'],
+    [MediaType.DOCKER_LAYER_GZIP, 'gzip'],
+    [MediaType.DOCKER_LAYER_FOREIGN, 'none'],
+    [MediaType.DOCKER_LAYER_FOREIGN_GZIP, 'gzip'],
+  ];
+  for (const [type, compression] of want) assert.equal(layerCompression(type), compression, type);
+  // The puller admits a layer by LAYER_MEDIA_TYPES: it must be exactly what unpacking accepts.
+  assert.deepEqual(new Set(want.map(([type]) => type)), LAYER_MEDIA_TYPES);
   assert.throws(
     () => decompressStream('application/vnd.oci.image.config.v1+json'),
     (err) => isSkiffError(err, 'SKIFF_LAYER_INVALID') && err.message.includes('application/vnd.oci.image.config.v1+json'),

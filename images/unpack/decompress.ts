@@ -6,34 +6,22 @@ import { Transform, PassThrough, type TransformCallback } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { SkiffError } from '../../common/errors.js';
 import { logger } from '../../common/log.js';
-import { MediaType } from '../oci.js';
+import { LAYER_MEDIA_TYPES } from '../oci.js';
 import { createZstdDecompress } from './zstd.js';
 
 const log = logger('unpack');
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 
-// image-spec media-types.md and layer.md; Docker manifest v2 schema 2 layer types.
-const LAYER_COMPRESSION: ReadonlyMap<string, Compression> = new Map<string, Compression>([
-  [MediaType.OCI_LAYER, 'none'],
-  [MediaType.OCI_LAYER_GZIP, 'gzip'],
-  [MediaType.OCI_LAYER_ZSTD, 'zstd'],
-  [MediaType.OCI_LAYER_NONDIST, 'none'],
-  [MediaType.OCI_LAYER_NONDIST_GZIP, 'gzip'],
-  [MediaType.OCI_LAYER_NONDIST_ZSTD, 'zstd'],
-  [MediaType.DOCKER_LAYER, 'none'],
-  [MediaType.DOCKER_LAYER_GZIP, 'gzip'],
-  [MediaType.DOCKER_LAYER_FOREIGN_GZIP, 'gzip'],
-  ['application/vnd.docker.image.rootfs.foreign.diff.tar', 'none'],
-]);
-
 /** The compression a layer media type declares; SKIFF_LAYER_INVALID for one that is not a layer. */
 export function layerCompression(mediaType: string): Compression {
   // Parameters (`; charset=…`) never change the encoding of a layer.
   const base = mediaType.split(';', 1)[0].trim().toLowerCase();
-  const c = LAYER_COMPRESSION.get(base);
-  if (c === undefined) throw new SkiffError('SKIFF_LAYER_INVALID', `unsupported layer media type "${mediaType}"`);
-  return c;
+  if (!LAYER_MEDIA_TYPES.has(base)) throw new SkiffError('SKIFF_LAYER_INVALID', `unsupported layer media type "${mediaType}"`);
+  // image-spec media-types.md spells the encoding as a "+gzip"/"+zstd" suffix, Docker as ".tar.gzip".
+  if (base.endsWith('+gzip') || base.endsWith('.tar.gzip')) return 'gzip';
+  if (base.endsWith('+zstd')) return 'zstd';
+  return 'none';
 }
 
 /** What the first bytes are: gzip (RFC 1952 ID1 ID2) or a zstd frame (RFC 8878 magic 0xFD2FB528 LE). */

@@ -44,7 +44,7 @@ export class LayerWriter {
 
   async checkRoot(): Promise<void> {
     const st = await lstatOrUndefined(this.root).catch((err: unknown) => {
-      throw this.wrap('.', err);
+      throw this.wrap('.', err, this.root);
     });
     if (!st?.isDirectory()) throw new SkiffError('SKIFF_INTERNAL', `unpack root ${this.root} is not a directory`);
     if ((await fs.readdir(this.root)).length > 0) {
@@ -69,7 +69,7 @@ export class LayerWriter {
     try {
       await this.applyEntry(entry, rel, record.xattrs);
     } catch (err) {
-      throw this.wrap(h.name, err);
+      throw this.wrap(h.name, err, this.abs(rel));
     }
     await drain(entry);
   }
@@ -260,7 +260,7 @@ export class LayerWriter {
         await this.ensureParents(rel === '' ? '' : `${rel}/x`, rel, false);
         await fs.lutimes(this.abs(rel), t.atime, t.mtime);
       } catch (err) {
-        throw this.wrap(rel, err);
+        throw this.wrap(rel, err, this.abs(rel));
       }
     }
   }
@@ -279,12 +279,28 @@ export class LayerWriter {
     return new SkiffError('SKIFF_LAYER_INVALID', `layer ${this.layer}: entry ${JSON.stringify(entry)}: ${why}`);
   }
 
-  /** An error while writing one entry: ours stay, system errors (ENOSPC, EIO…) name the entry. */
-  private wrap(entry: string, err: unknown): unknown {
+  /**
+   * An error while writing one entry at `path`: ours stay; system errors name the entry. A full
+   * disk or quota is the node's problem, not the image's (RESOURCE_EXHAUSTED, as kubelet reports
+   * a full image filesystem), a name the filesystem cannot hold is the layer's; anything else
+   * (EIO…) is ours.
+   */
+  private wrap(entry: string, err: unknown, path: string): unknown {
     if (err instanceof SkiffError) return err;
     // System errors (node:fs and native/sys) carry the failing syscall; stream errors do not.
     if (typeof err === 'object' && err !== null && 'syscall' in err) {
-      return new SkiffError('SKIFF_INTERNAL', `layer ${this.layer}: entry ${JSON.stringify(entry)}: ${errorMessage(err)}`, { cause: err });
+      const where = `layer ${this.layer}: entry ${JSON.stringify(entry)}`;
+      const code = errnoCode(err);
+      // fd-based calls (write, fchown) carry no path; then it is the entry's own.
+      const at = 'path' in err && typeof err.path === 'string' ? err.path : path;
+      if (code === 'ENOSPC' || code === 'EDQUOT') {
+        const why = code === 'ENOSPC' ? 'no space left on device' : 'disk quota exceeded';
+        return new SkiffError('SKIFF_NO_SPACE', `${where}: writing ${at}: ${why} (${code})`, { cause: err });
+      }
+      if (code === 'ENAMETOOLONG') {
+        return new SkiffError('SKIFF_LAYER_INVALID', `${where}: name too long for the filesystem (ENAMETOOLONG)`, { cause: err });
+      }
+      return new SkiffError('SKIFF_INTERNAL', `${where}: ${errorMessage(err)}`, { cause: err });
     }
     return err; // a TarStreamError or a parse error: classify() judges it
   }

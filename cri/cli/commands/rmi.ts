@@ -1,6 +1,8 @@
-// `skiff rmi`: RemoveImage for each named image (or all with -a), printing what was deleted like
-// crictl: each tag of the image, or its digests when it has no tag. One failure does not stop the
-// others; the command then exits 1.
+// `skiff rmi`: RemoveImage for each named image (or all with -a), printing what happened. Removing
+// one of several tags only untags the image, so the image is looked up again afterwards: still
+// there → `Untagged: <name given>`; gone → `Deleted:` each of its tags, as crictl prints them (its
+// digests when it had no tag, as crictl does; its id when it had neither). One failure does not
+// stop the others; the command then exits 1.
 import { defineCommand } from '../command.js';
 import { usageError } from '../args.js';
 import { errorMessage } from '../../../common/errors.js';
@@ -34,8 +36,15 @@ export const rmiCommand = defineCommand({
           failed = true;
           continue;
         }
+        const image = status.image;
         await ctx.rpc('RemoveImage', request, () => ctx.client().removeImage(request, ctx.callOptions()));
-        const names = status.image.repo_tags.length > 0 ? status.image.repo_tags : status.image.repo_digests;
+        const byId = { image: { image: image.id } };
+        const after = await ctx.rpc('ImageStatus', byId, () => ctx.client().imageStatus(byId, ctx.callOptions()));
+        if (after.image) {
+          ctx.out(`Untagged: ${id}\n`);
+          continue;
+        }
+        const names = image.repo_tags.length > 0 ? image.repo_tags : image.repo_digests.length > 0 ? image.repo_digests : [image.id];
         ctx.out(names.map((name) => `Deleted: ${name}\n`).join(''));
       } catch (err) {
         ctx.err(`skiff: ${errorMessage(err)}\n`);
