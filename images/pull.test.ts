@@ -46,11 +46,11 @@ function addImage(
   fake: FakeImage,
   tag: string,
   layers: Layer[],
-  opts: { diffIDs?: string[]; layerMediaType?: string; user?: string } = {},
+  opts: { diffIDs?: string[]; layerMediaType?: string; user?: string; architecture?: string } = {},
 ): Built {
   const diffIDs = opts.diffIDs ?? layers.map((l) => l.diffID);
   const config = Buffer.from(
-    JSON.stringify({ architecture: 'amd64', os: 'linux', config: { User: opts.user ?? tag }, rootfs: { type: 'layers', diff_ids: diffIDs } }),
+    JSON.stringify({ architecture: opts.architecture ?? 'amd64', os: 'linux', config: { User: opts.user ?? tag }, rootfs: { type: 'layers', diff_ids: diffIDs } }),
   );
   const configDigest = sha256Digest(config);
   const manifest = Buffer.from(
@@ -437,4 +437,28 @@ test('a connection cut mid-blob is resumed with a Range request and the pull suc
     await server.close();
     await rm(root, { recursive: true, force: true });
   }
+});
+
+test('an index entry without a platform is checked against its config', async () => {
+  const fake = emptyFake();
+  const arm = addImage(fake, 'arm', [await layer('arm', { a: 'a' })], { architecture: 'arm64' });
+  const amd = addImage(fake, 'amd', [await layer('amd', { b: 'b' })]);
+  const index = (m: Built): { bytes: Buffer; mediaType: string; digest: string } => {
+    const bytes = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.OCI_INDEX,
+        manifests: [{ mediaType: MediaType.OCI_MANIFEST, digest: m.manifestDigest, size: fake.manifests.get(m.manifestDigest)!.bytes.length }],
+      }),
+    );
+    return { bytes, mediaType: MediaType.OCI_INDEX, digest: sha256Digest(bytes) };
+  };
+  fake.manifests.set('idx-arm', index(arm));
+  fake.manifests.set('idx-amd', index(amd));
+  await withWorld(registryHandler, fake, async (w) => {
+    await rejectsWith(w.svc.pull(w.ref('idx-arm'), undefined, live()), 'SKIFF_PLATFORM_NOT_FOUND', /offers linux\/arm64/);
+    assert.deepEqual((await leftovers(w)).records, []);
+    const { image } = await w.svc.pull(w.ref('idx-amd'), undefined, live());
+    assert.equal(image.id, amd.configDigest);
+  });
 });

@@ -15,7 +15,7 @@ import type { Lease, Leases } from './gc.js';
 import type { ImageRecord, ImageStore, LayerRecord } from './image-store.js';
 import { computeChainIDs, isIndex, parseJSON, validateConfig, validateIndex, validateManifest } from './manifest.js';
 import type { Descriptor, ImageConfig, Manifest, Platform } from './oci.js';
-import { selectManifest } from './platform.js';
+import { formatPlatform, platformMatches, selectManifest } from './platform.js';
 import { Semaphore, Watchdog } from './pull-control.js';
 import { formatReference, repository, type Reference } from './reference.js';
 import type { Credentials } from './registry/auth.js';
@@ -125,10 +125,12 @@ export class Puller {
     watchdog.progress();
     let manifestDesc = { digest: top.digest, mediaType: top.mediaType, bytes: top.bytes };
     let indexDigest: string | undefined;
+    let unplatformed = false;
     const topDoc = parseJSON(top.bytes, `manifest of ${name}`) as { mediaType?: unknown; manifests?: unknown };
     if (isIndex(top.mediaType, topDoc)) {
       indexDigest = top.digest;
       const chosen = selectManifest(validateIndex(topDoc, name), this.deps.platform);
+      unplatformed = chosen.platform === undefined;
       const m = await registry.getManifest(ref, creds, signal, chosen.digest);
       watchdog.progress();
       manifestDesc = { digest: m.digest, mediaType: m.mediaType || chosen.mediaType, bytes: m.bytes };
@@ -146,6 +148,15 @@ export class Puller {
     }
     watchdog.progress();
     const config = validateConfig(parseJSON(configBytes, `config ${manifest.config.digest} of ${name}`), manifest, name);
+    // An index entry without a platform was taken only because nothing else matched: the config
+    // says what it really is (containerd checks the same way).
+    const have = { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) };
+    if (unplatformed && !platformMatches(have, this.deps.platform)) {
+      throw new SkiffError(
+        'SKIFF_PLATFORM_NOT_FOUND',
+        `pull ${name}: no manifest for ${formatPlatform(this.deps.platform)}; the index offers ${formatPlatform(have)}`,
+      );
+    }
 
     const chainIDs = computeChainIDs(config.rootfs.diff_ids);
     const layers: LayerRecord[] = manifest.layers.map((d, i) => ({
