@@ -83,7 +83,7 @@ async function withWorld(
   handler: (fake: FakeImage) => (req: RecordedRequest, res: http.ServerResponse) => void | Promise<void>,
   fake: FakeImage,
   fn: (w: World) => Promise<void>,
-  opts: { progressTimeoutMs?: number } = {},
+  opts: { progressTimeoutMs?: number; registryRetries?: number } = {},
 ): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'skiff-pull-'));
   const server = await serve(handler(fake));
@@ -93,7 +93,7 @@ async function withWorld(
       hosts: { mirrors: {}, insecure: [server.host] },
       progressTimeoutMs: opts.progressTimeoutMs ?? 0,
       maxConcurrentDownloads: 3,
-      registryRetries: 0,
+      registryRetries: opts.registryRetries ?? 0,
     });
     await fn({ svc, server, root, ref: (tag) => `${server.host}/app:${tag}` });
   } finally {
@@ -416,27 +416,20 @@ test('a connection cut mid-blob is resumed with a Range request and the pull suc
       res.write(b.subarray(0, b.length >> 1), () => res.socket?.destroy());
       return true;
     });
-  const root = await mkdtemp(join(tmpdir(), 'skiff-pull-'));
-  const server = await serve(handler(fake));
-  try {
-    const svc = await ImageService.open({
-      root,
-      hosts: { mirrors: {}, insecure: [server.host] },
-      progressTimeoutMs: 0,
-      maxConcurrentDownloads: 3,
-      registryRetries: 2,
-    });
-    const { image } = await svc.pull(`${server.host}/app:v1`, undefined, live());
-    assert.equal(image.id, img.configDigest);
-    assert.equal(cuts, 1);
-    const ranged = blobRequests(server, big.digest).filter((r) => r.headers.range);
-    assert.equal(ranged.length, 1, 'resumed once');
-    assert.match(String(ranged[0].headers.range), /^bytes=[1-9]\d*-$/);
-    assert.deepEqual(await svc.content.listIngests(), []);
-  } finally {
-    await server.close();
-    await rm(root, { recursive: true, force: true });
-  }
+  await withWorld(
+    handler,
+    fake,
+    async (w) => {
+      const { image } = await w.svc.pull(w.ref('v1'), undefined, live());
+      assert.equal(image.id, img.configDigest);
+      assert.equal(cuts, 1);
+      const ranged = blobRequests(w.server, big.digest).filter((r) => r.headers.range);
+      assert.equal(ranged.length, 1, 'resumed once');
+      assert.match(String(ranged[0].headers.range), /^bytes=[1-9]\d*-$/);
+      assert.deepEqual(await w.svc.content.listIngests(), []);
+    },
+    { registryRetries: 2 },
+  );
 });
 
 test('an index entry without a platform is checked against its config', async () => {
