@@ -1,10 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, lstat, open, writeFile, symlink } from 'node:fs/promises';
+import { mkdtemp, rm, lstat, open, readFile, writeFile, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   syncFilesystem,
+  mount,
+  unmount,
+  MS_NOSUID,
+  MS_NODEV,
   linuxSyscalls as sys,
   makedev,
   RecordingSyscalls,
@@ -151,6 +155,23 @@ test('syncFilesystem succeeds on a directory and names a missing path', async ()
     assert.equal(await syncFilesystem(dir), undefined);
     await assert.rejects(syncFilesystem(join(dir, 'missing')), /ENOENT/);
   } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('mount and unmount a tmpfs; unmounting twice is fine; errors name the target', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'skiff-mount-'));
+  try {
+    mount('tmpfs', dir, 'tmpfs', MS_NOSUID | MS_NODEV, 'size=1m,mode=0700');
+    const mounted = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').some((l) => l.split(' ')[4] === dir);
+    assert.ok(mounted, 'the tmpfs shows up in mountinfo');
+    unmount(dir);
+    unmount(dir);
+    const still = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').some((l) => l.split(' ')[4] === dir);
+    assert.equal(still, false);
+    assert.throws(() => mount('none', join(dir, 'missing'), 'tmpfs', 0, null), (e: Error & { code?: string }) => e.code === 'ENOENT' && e.message.includes('missing'));
+  } finally {
+    unmount(dir);
     await rm(dir, { recursive: true, force: true });
   }
 });

@@ -79,6 +79,8 @@ interface Libc {
   lgetxattr: (path: string, name: string, value: Buffer | null, size: number) => number | bigint;
   llistxattr: (path: string, list: Buffer | null, size: number) => number | bigint;
   flock: (fd: number, op: number) => number;
+  mount: (source: string, target: string, fstype: string | null, flags: number | bigint, data: string | null) => number;
+  umount2: (target: string, flags: number) => number;
   /** koffi's `.async` form runs the call on a worker thread: syncfs may take seconds. */
   syncfs: { async(fd: number, cb: (err: Error | null, ret: number) => void): void };
 }
@@ -98,6 +100,8 @@ function load(): Libc {
     lgetxattr: lib.func('intptr_t lgetxattr(const char *path, const char *name, _Out_ void *value, size_t size)'),
     llistxattr: lib.func('intptr_t llistxattr(const char *path, _Out_ char *list, size_t size)'),
     flock: lib.func('int flock(int fd, int op)'),
+    mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+    umount2: lib.func('int umount2(const char *target, int flags)'),
     syncfs: lib.func('int syncfs(int fd)') as unknown as Libc['syncfs'],
   };
   return libc;
@@ -120,6 +124,30 @@ function readSized(syscall: string, path: string, call: (buf: Buffer | null, siz
     const errno = load().koffi.errno();
     if (errno !== osConstants.errno.ERANGE || attempt >= 3) throw syscallError(syscall, errno, path);
   }
+}
+
+/** mount(2) flags skiff uses (linux/mount.h). */
+export const MS_RDONLY = 0x1;
+export const MS_NOSUID = 0x2;
+export const MS_NODEV = 0x4;
+export const MS_NOEXEC = 0x8;
+export const MS_BIND = 0x1000;
+export const MS_REC = 0x4000;
+export const MS_PRIVATE = 0x40000;
+export const MNT_DETACH = 0x2;
+
+/** mount(2). Synchronous: overlay and tmpfs mounts take well under a millisecond. */
+export function mount(source: string, target: string, fstype: string | null, flags: number, data: string | null): void {
+  check(load().mount(source, target, fstype, flags, data), 'mount', target);
+}
+
+/** umount2(2); a target that is not mounted (EINVAL) or absent (ENOENT) is already unmounted. */
+export function unmount(target: string, flags = MNT_DETACH): void {
+  const c = load();
+  if (c.umount2(target, flags) === 0) return;
+  const errno = c.koffi.errno();
+  if (errno === osConstants.errno.EINVAL || errno === osConstants.errno.ENOENT) return;
+  throw syscallError('umount2', errno, target);
 }
 
 /**

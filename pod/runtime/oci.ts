@@ -1,0 +1,208 @@
+// The OCI runtime driver: runs crun or runc (`start`, `kill`, `delete`, `state`, `exec`) for
+// skiffd, and builds the `create` command line that the container's monitor runs (the monitor,
+// not skiffd, must be the parent of the container). A RuntimeClass handler maps to one of these.
+// On cgroup v1 hybrid hosts crun runs through `skiff-ns runtime --hide-mount ...` (see hybrid.ts).
+import { spawn } from 'node:child_process';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SkiffError } from '../../common/errors.js';
+import { logger } from '../../common/log.js';
+
+const log = logger('runtime');
+
+export type RuntimeKind = 'crun' | 'runc';
+
+export interface RuntimeHandlerConfig {
+  /** RuntimeClass handler name (`crun`, `runc`, or an operator's own). */
+  name: string;
+  kind: RuntimeKind;
+  /** Path of the runtime binary. */
+  binary: string;
+  /** The runtime's own state dir (`--root`). */
+  root: string;
+  /** Command line prefix the runtime runs under (the hybrid-cgroup wrapper), or empty. */
+  wrapper: string[];
+}
+
+export interface RunResult {
+  stdout: Buffer;
+  stderr: Buffer;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface ExecResult {
+  stdout: Buffer;
+  stderr: Buffer;
+  exitCode: number;
+  timedOut: boolean;
+}
+
+/** At most this much of an ExecSync stream is kept (kubelet caps probe output far lower). */
+const EXEC_OUTPUT_MAX = 16 << 20;
+
+export class OciRuntime {
+  constructor(readonly handler: RuntimeHandlerConfig) {}
+
+  /** The runtime command line, wrapper first, then global flags. */
+  argv(args: string[], logFile?: string): string[] {
+    const h = this.handler;
+    const logFlags = logFile ? (h.kind === 'crun' ? [`--log=file:${logFile}`, '--log-format=json'] : ['--log', logFile, '--log-format', 'json']) : [];
+    return [...h.wrapper, h.binary, '--root', h.root, ...logFlags, ...args];
+  }
+
+  /** The `create` command the monitor runs; the runtime writes the container pid to pidFile. */
+  createArgv(id: string, bundle: string, pidFile: string, opts: { consoleSocket?: string; logFile: string }): string[] {
+    return this.argv(['create', '--bundle', bundle, '--pid-file', pidFile, ...(opts.consoleSocket ? ['--console-socket', opts.consoleSocket] : []), id], opts.logFile);
+  }
+
+  async start(id: string): Promise<void> {
+    await this.check(['start', id], `start container ${id}`);
+  }
+
+  /** Sends a signal to the container's init (all processes with `all`). */
+  async kill(id: string, signal: string, opts: { all?: boolean } = {}): Promise<void> {
+    await this.check(['kill', ...(opts.all ? ['--all'] : []), id, signal], `signal ${signal} to container ${id}`);
+  }
+
+  /** Deletes the runtime's container; a container the runtime does not know is already gone. */
+  async delete(id: string, opts: { force?: boolean } = {}): Promise<void> {
+    const r = await this.run(['delete', ...(opts.force ? ['--force'] : []), id]);
+    if (r.code === 0) return;
+    const msg = failure(r);
+    if (/does not exist|not found|No such file or directory/i.test(msg)) return;
+    throw new SkiffError('SKIFF_RUNTIME_FAILED', `${this.handler.name}: delete container ${id}: ${msg}`);
+  }
+
+  /** The runtime's view of a container, or undefined when it does not know it. */
+  async state(id: string): Promise<{ status: string; pid: number } | undefined> {
+    const r = await this.run(['state', id]);
+    if (r.code !== 0) {
+      const msg = failure(r);
+      if (/does not exist|not found|No such file or directory/i.test(msg)) return undefined;
+      throw new SkiffError('SKIFF_RUNTIME_FAILED', `${this.handler.name}: state of container ${id}: ${msg}`);
+    }
+    const s = JSON.parse(r.stdout.toString('utf8')) as { status?: string; pid?: number };
+    return { status: s.status ?? 'unknown', pid: s.pid ?? 0 };
+  }
+
+  /**
+   * Runs a process in the container and waits for it (ExecSync). On timeout the exec'd process and
+   * every process it started are killed, and the result says so.
+   */
+  async exec(id: string, process: object, opts: { dir: string; timeoutMs: number; stdin?: Buffer }): Promise<ExecResult> {
+    const tag = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    const processFile = join(opts.dir, `exec-${tag}.json`);
+    const pidFile = join(opts.dir, `exec-${tag}.pid`);
+    await writeFile(processFile, JSON.stringify(process));
+    try {
+      let timedOut = false;
+      const r = await this.run(['exec', '--process', processFile, '--pid-file', pidFile, id], {
+        stdin: opts.stdin,
+        maxOutput: EXEC_OUTPUT_MAX,
+        timeoutMs: opts.timeoutMs,
+        onTimeout: async () => {
+          timedOut = true;
+          const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+          if (pid > 0) await killTree(pid);
+        },
+      });
+      const exitCode = r.code ?? (r.signal ? 128 + signalNumber(r.signal) : -1);
+      return { stdout: r.stdout, stderr: r.stderr, exitCode, timedOut };
+    } finally {
+      await rm(processFile, { force: true });
+      await rm(pidFile, { force: true });
+    }
+  }
+
+  private async check(args: string[], what: string): Promise<void> {
+    const r = await this.run(args);
+    if (r.code !== 0) throw new SkiffError('SKIFF_RUNTIME_FAILED', `${this.handler.name}: ${what}: ${failure(r)}`);
+  }
+
+  /** Runs the runtime with `args`, collecting output; never rejects for a non-zero exit. */
+  run(
+    args: string[],
+    opts: { stdin?: Buffer; maxOutput?: number; timeoutMs?: number; onTimeout?: () => Promise<void> } = {},
+  ): Promise<RunResult> {
+    const argv = this.argv(args);
+    log.trace({ argv }, 'runtime');
+    return new Promise((resolve, reject) => {
+      const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      let outLen = 0;
+      let errLen = 0;
+      const max = opts.maxOutput ?? 1 << 20;
+      child.stdout.on('data', (b: Buffer) => {
+        if (outLen < max) out.push(b.subarray(0, max - outLen));
+        outLen += b.length;
+      });
+      child.stderr.on('data', (b: Buffer) => {
+        if (errLen < max) err.push(b.subarray(0, max - errLen));
+        errLen += b.length;
+      });
+      let timer: NodeJS.Timeout | undefined;
+      if (opts.timeoutMs && opts.timeoutMs > 0) {
+        timer = setTimeout(() => {
+          void (opts.onTimeout ?? (async () => undefined))().finally(() => child.kill('SIGKILL'));
+        }, opts.timeoutMs);
+      }
+      child.once('error', (e) => {
+        if (timer) clearTimeout(timer);
+        reject(new SkiffError('SKIFF_RUNTIME_FAILED', `${this.handler.name}: cannot run ${argv[0]}: ${e.message}`, { cause: e }));
+      });
+      child.once('close', (code, signal) => {
+        if (timer) clearTimeout(timer);
+        resolve({ stdout: Buffer.concat(out), stderr: Buffer.concat(err), code, signal });
+      });
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(opts.stdin ?? Buffer.alloc(0));
+    });
+  }
+}
+
+/** The runtime's own words about a failure: its stderr, JSON log lines reduced to their msg. */
+export function failure(r: RunResult): string {
+  const text = r.stderr.toString('utf8').trim();
+  const lines = text
+    .split('\n')
+    .map((l) => {
+      try {
+        const j = JSON.parse(l) as { msg?: string };
+        return j.msg ?? l;
+      } catch {
+        return l;
+      }
+    })
+    .filter(Boolean);
+  const msg = lines.join('; ');
+  return msg || (r.signal ? `killed by ${r.signal}` : `exit status ${r.code}`);
+}
+
+function signalNumber(sig: NodeJS.Signals): number {
+  const map: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
+  return map[sig] ?? 0;
+}
+
+/** SIGKILLs `pid` and all its descendants (found through /proc/<pid>/task/<tid>/children). */
+export async function killTree(pid: number): Promise<void> {
+  const all: number[] = [];
+  const walk = async (p: number): Promise<void> => {
+    all.push(p);
+    const tasks = await readdir(`/proc/${p}/task`).catch(() => [] as string[]);
+    for (const t of tasks) {
+      const kids = (await readFile(`/proc/${p}/task/${t}/children`, 'utf8').catch(() => '')).trim();
+      for (const k of kids.split(/\s+/).filter(Boolean)) await walk(Number(k));
+    }
+  };
+  await walk(pid);
+  // Parent first, so it cannot start new children while we go down the tree.
+  for (const p of all) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+}
