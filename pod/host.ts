@@ -1,0 +1,81 @@
+// Small host facts and helpers for pods: running the native helpers, process start times (to
+// tell a live pid from a reused one), waiting for a process to go away, cgroup v1/v2 dirs.
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SkiffError, errnoCode } from '../common/errors.js';
+import type { CgroupLayout } from './runtime/cgroup-layout.js';
+
+/** Runs a native helper; its stderr line becomes the error message. */
+export function runHelper(binary: string, args: string[], what: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(binary, args, { timeout: 30_000 }, (err, stdout, stderr) => {
+      if (!err) return resolve(stdout);
+      const why = stderr.trim() || err.message;
+      reject(new SkiffError('SKIFF_RUNTIME_FAILED', `${what}: ${why}`, { cause: err }));
+    });
+  });
+}
+
+/** Field 22 of /proc/PID/stat (start time in clock ticks since boot), or undefined if gone. */
+export async function processStartTime(pid: number): Promise<string | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // comm (field 2) may contain spaces and parentheses: split after the last ')'.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return rest[19]; // field 22 is the 20th after comm and state
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ESRCH') return undefined;
+    throw err;
+  }
+}
+
+/** True when `pid` is alive and is the process that started at `startTime`. */
+export async function isSameProcess(pid: number | undefined, startTime: string | undefined): Promise<boolean> {
+  if (!pid) return false;
+  const now = await processStartTime(pid);
+  if (now === undefined) return false;
+  const state = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  if (state.slice(state.lastIndexOf(')') + 2, state.lastIndexOf(')') + 3) === 'Z') return false;
+  return startTime === undefined || now === startTime;
+}
+
+/** Waits until `pid` (started at `startTime`) is gone or a zombie; false on timeout. */
+export async function waitGone(pid: number, startTime: string | undefined, timeoutMs: number): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (await isSameProcess(pid, startTime)) {
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return true;
+}
+
+/** The directories of a cgroup path, one per v1 hierarchy (or the single v2 one). */
+export function cgroupDirs(layout: CgroupLayout, path: string): string[] {
+  if (layout.mode === 'unified') return [join('/sys/fs/cgroup', path)];
+  return [...new Set(Object.values(layout.v1Controllers))].map((mnt) => join(mnt, path));
+}
+
+export async function createCgroup(layout: CgroupLayout, path: string): Promise<string[]> {
+  const dirs = cgroupDirs(layout, path);
+  for (const d of dirs) await mkdir(d, { recursive: true });
+  return dirs.map((d) => join(d, 'cgroup.procs'));
+}
+
+/** Removes a cgroup's dirs (they must be empty of processes); missing ones are fine. */
+export async function removeCgroup(layout: CgroupLayout, path: string): Promise<void> {
+  for (const d of cgroupDirs(layout, path)) {
+    for (let i = 0; ; i++) {
+      try {
+        await rmdir(d);
+        break;
+      } catch (err) {
+        const code = errnoCode(err);
+        if (code === 'ENOENT') break;
+        // EBUSY while the last process is still being torn down: retry briefly.
+        if (code !== 'EBUSY' || i >= 50) throw err;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+  }
+}

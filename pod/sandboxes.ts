@@ -1,0 +1,197 @@
+// Pod sandboxes: the pause process holding a pod's ipc/uts/pid namespaces, its pinned network
+// namespace, its shared files and /dev/shm. Every step of RunPodSandbox registers its undo, the
+// record is written first (phase "creating") so a crash mid-way is rolled back at the next start.
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type * as v1 from '../cri/gen/v1.js';
+import { SkiffError } from '../common/errors.js';
+import { logger } from '../common/log.js';
+import { MS_NODEV, MS_NOEXEC, MS_NOSUID, mount, unmount } from '../native/sys.js';
+import { Cleanup } from './cleanup.js';
+import type { PodContext } from './context.js';
+import { createCgroup, isSameProcess, processStartTime, removeCgroup, runHelper, waitGone } from './host.js';
+import { SANDBOX_RECORD_VERSION, nowNanos, type SandboxRecord } from './records.js';
+import { validHostname, writeSandboxFiles } from './sandbox-files.js';
+import { fingerprint } from './store/names.js';
+
+const log = logger('sandbox');
+
+/** Size of a pod's /dev/shm, as Docker and containerd default it. */
+const SHM_SIZE = 64 << 20;
+const NAME_MAX = 253;
+
+export interface SandboxView extends SandboxRecord {
+  /** READY only while the record says ready and the pause process is alive. */
+  state: 'SANDBOX_READY' | 'SANDBOX_NOTREADY';
+}
+
+/** The reservation key of a pod: name_namespace_uid_attempt (containerd's makeSandboxName). */
+export function sandboxName(m: v1.PodSandboxMetadata__Output): string {
+  return `${m.name}_${m.namespace}_${m.uid}_${m.attempt}`;
+}
+
+export function validateSandboxConfig(config: v1.PodSandboxConfig__Output | null): asserts config is v1.PodSandboxConfig__Output {
+  const m = config?.metadata;
+  if (!config || !m) throw new SkiffError('SKIFF_INVALID_ARGUMENT', 'RunPodSandbox: config.metadata is required');
+  for (const [field, v] of [
+    ['name', m.name],
+    ['namespace', m.namespace],
+    ['uid', m.uid],
+  ] as const) {
+    if (!v) throw new SkiffError('SKIFF_INVALID_ARGUMENT', `RunPodSandbox: metadata.${field} must not be empty`);
+    if (v.length > NAME_MAX) throw new SkiffError('SKIFF_INVALID_ARGUMENT', `RunPodSandbox: metadata.${field} is ${v.length} characters, over ${NAME_MAX}`);
+    if (/[\0/]/.test(v)) throw new SkiffError('SKIFF_INVALID_ARGUMENT', `RunPodSandbox: metadata.${field} "${v}" contains "/" or NUL`);
+  }
+  if (config.hostname && !validHostname(config.hostname)) {
+    throw new SkiffError('SKIFF_INVALID_ARGUMENT', `RunPodSandbox: hostname "${config.hostname}" is not a valid RFC 1123 hostname`);
+  }
+}
+
+function nsOptions(config: v1.PodSandboxConfig__Output): { network: string; pid: string; ipc: string } {
+  const o = config.linux?.security_context?.namespace_options;
+  return { network: String(o?.network ?? 'POD'), pid: String(o?.pid ?? 'POD'), ipc: String(o?.ipc ?? 'POD') };
+}
+
+export class Sandboxes {
+  constructor(private readonly ctx: PodContext) {}
+
+  /** RunPodSandbox: returns the sandbox id; a retry of the same request returns the same id. */
+  async run(config: v1.PodSandboxConfig__Output, handler: string): Promise<string> {
+    validateSandboxConfig(config);
+    const runtime = this.ctx.runtime(handler); // an unknown handler fails before anything is made
+    const name = sandboxName(config.metadata!);
+    const fp = fingerprint({ config, handler: runtime.handler.name });
+    const { id } = await this.ctx.sandboxNames.reserve(name, fp, () => this.create(name, fp, config, runtime.handler.name));
+    return id;
+  }
+
+  private async create(name: string, fp: string, config: v1.PodSandboxConfig__Output, handler: string): Promise<string> {
+    const id = randomBytes(32).toString('hex');
+    const ns = nsOptions(config);
+    const hostNetwork = ns.network === 'NODE';
+    const dir = this.ctx.sandboxDir(id);
+    const hostname = config.hostname || (hostNetwork ? (await readFile('/proc/sys/kernel/hostname', 'utf8')).trim() : config.metadata!.name);
+    const cgroupParent = config.linux?.cgroup_parent ?? '';
+    const rec: SandboxRecord = {
+      version: SANDBOX_RECORD_VERSION,
+      id,
+      name,
+      fingerprint: fp,
+      config,
+      runtimeHandler: handler,
+      phase: 'creating',
+      createdAt: nowNanos(),
+      dir,
+      hostname,
+      ips: [],
+      ...(hostNetwork ? {} : { netnsPath: this.ctx.netnsPath(id) }),
+      ...(ns.ipc === 'NODE' ? {} : { shmPath: join(dir, 'shm') }),
+      ...(cgroupParent ? { cgroupPath: join(cgroupParent, id) } : {}),
+    };
+    const cleanup = new Cleanup();
+    try {
+      await this.ctx.sandboxes.create(rec);
+      cleanup.add('delete record', () => this.ctx.sandboxes.delete(id));
+      await this.setUp(rec, ns, cleanup);
+      const ready = await this.ctx.sandboxes.update(id, (r) => {
+        r.phase = 'ready';
+        r.pid = rec.pid;
+        r.pidStartTime = rec.pidStartTime;
+      });
+      cleanup.done();
+      log.info({ sandbox: id, name, pid: ready.pid }, 'sandbox ready');
+      return id;
+    } catch (err) {
+      await cleanup.run({ sandbox: id });
+      throw err;
+    }
+  }
+
+  /** Everything a pod holds on the host; each step registers its undo in `cleanup`. */
+  private async setUp(rec: SandboxRecord, ns: { network: string; pid: string; ipc: string }, cleanup: Cleanup): Promise<void> {
+    const { ctx } = this;
+    await mkdir(rec.dir, { recursive: true, mode: 0o711 });
+    cleanup.add('remove sandbox dir', () => rm(rec.dir, { recursive: true, force: true }));
+    if (rec.netnsPath) {
+      await mkdir(join(ctx.stateDir, 'netns'), { recursive: true, mode: 0o711 });
+      cleanup.add('unpin netns', () => runHelper(ctx.native.ns, ['netns-unpin', rec.netnsPath!], 'unpin network namespace').then(() => undefined));
+      await runHelper(ctx.native.ns, ['netns-pin', rec.netnsPath], `sandbox ${rec.id}: create network namespace`);
+    }
+    await writeSandboxFiles(rec.dir, { hostname: rec.hostname, hostNetwork: !rec.netnsPath, dns: rec.config.dns_config });
+    if (rec.shmPath) {
+      await mkdir(rec.shmPath, { recursive: true, mode: 0o1777 });
+      mount('shm', rec.shmPath, 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${SHM_SIZE}`);
+      cleanup.add('unmount shm', () => unmount(rec.shmPath!));
+    }
+    const procs: string[] = [];
+    if (rec.cgroupPath) {
+      procs.push(...(await createCgroup(ctx.cgroups, rec.cgroupPath)));
+      cleanup.add('remove pause cgroup', () => removeCgroup(ctx.cgroups, rec.cgroupPath!));
+    }
+    const pidFile = join(rec.dir, 'pause.pid');
+    const args = [
+      'sandbox',
+      ...(rec.netnsPath ? ['--netns', rec.netnsPath] : ['--host-net']),
+      ns.ipc === 'NODE' ? '--host-ipc' : '--ipc',
+      rec.netnsPath ? '--uts' : '--host-uts',
+      ns.pid === 'NODE' ? '--host-pid' : '--pid',
+      '--hostname',
+      rec.hostname,
+      ...procs.flatMap((p) => ['--cgroup-procs', p]),
+      '--pidfile',
+      pidFile,
+      '--pause',
+      ctx.native.pause,
+    ];
+    await runHelper(ctx.native.ns, args, `sandbox ${rec.id}: start pause`);
+    const pid = Number((await readFile(pidFile, 'utf8')).trim());
+    const start = await processStartTime(pid);
+    if (!pid || start === undefined) throw new SkiffError('SKIFF_RUNTIME_FAILED', `sandbox ${rec.id}: pause process ${pid} died at once`);
+    rec.pid = pid;
+    rec.pidStartTime = start;
+    cleanup.add('kill pause', () => this.killPause(rec));
+  }
+
+  private async killPause(rec: SandboxRecord): Promise<void> {
+    if (!(await isSameProcess(rec.pid, rec.pidStartTime))) return;
+    try {
+      process.kill(rec.pid!, 'SIGKILL');
+    } catch {
+      return;
+    }
+    if (!(await waitGone(rec.pid!, rec.pidStartTime, 5000))) log.warn({ sandbox: rec.id, pid: rec.pid }, 'pause did not exit after SIGKILL');
+  }
+
+  /** Releases what a stopped pod holds: pause, cgroup, shm, network namespace. Idempotent. */
+  async tearDown(rec: SandboxRecord): Promise<void> {
+    await this.killPause(rec);
+    if (rec.cgroupPath) await removeCgroup(this.ctx.cgroups, rec.cgroupPath);
+    if (rec.shmPath) unmount(rec.shmPath);
+    if (rec.netnsPath) await runHelper(this.ctx.native.ns, ['netns-unpin', rec.netnsPath], `sandbox ${rec.id}: remove network namespace`);
+  }
+
+  /** The sandbox record with its live state. */
+  async view(rec: SandboxRecord): Promise<SandboxView> {
+    const alive = rec.phase === 'ready' && (await isSameProcess(rec.pid, rec.pidStartTime));
+    return { ...rec, state: alive ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY' };
+  }
+
+  get(id: string): SandboxRecord | undefined {
+    return this.ctx.sandboxes.get(id);
+  }
+
+  /** Finds a sandbox by full id or unique prefix (crictl passes short ids). */
+  find(idOrPrefix: string): SandboxRecord | undefined {
+    const exact = this.ctx.sandboxes.get(idOrPrefix);
+    if (exact) return exact;
+    if (!/^[a-f0-9]{1,63}$/.test(idOrPrefix)) return undefined;
+    const matches = this.ctx.sandboxes.list().filter((r) => r.id.startsWith(idOrPrefix));
+    if (matches.length > 1) throw new SkiffError('SKIFF_INVALID_ARGUMENT', `sandbox id prefix "${idOrPrefix}" is ambiguous`);
+    return matches[0];
+  }
+
+  list(): SandboxRecord[] {
+    return this.ctx.sandboxes.list().filter((r) => r.phase !== 'creating');
+  }
+}
