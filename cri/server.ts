@@ -13,12 +13,28 @@ import { imageStatus } from './image/image-status.js';
 import { listImages, streamImages } from './image/image-list.js';
 import { removeImage } from './image/image-remove.js';
 import { imageFsInfo } from './image/image-fs-info.js';
+import type { PodService } from '../pod/service.js';
+import { runPodSandbox } from './runtime/sandbox-run.js';
+import { stopPodSandbox } from './runtime/sandbox-stop.js';
+import { removePodSandbox } from './runtime/sandbox-remove.js';
+import { podSandboxStatus } from './runtime/sandbox-status.js';
+import { listPodSandbox, streamPodSandboxes } from './runtime/sandbox-list.js';
+import { createContainer } from './runtime/container-create.js';
+import { startContainer } from './runtime/container-start.js';
+import { stopContainer } from './runtime/container-stop.js';
+import { removeContainer } from './runtime/container-remove.js';
+import { containerStatus } from './runtime/container-status.js';
+import { listContainers, streamContainers } from './runtime/container-list.js';
+import { execSync } from './runtime/container-exec-sync.js';
+import { reopenContainerLog } from './runtime/container-reopen-log.js';
+import { getContainerEvents } from './runtime/container-events.js';
 
 /** kubelet sends and accepts up to 16 MiB per message. */
 export const MAX_MESSAGE_BYTES = 16 << 20;
 
 export interface CriServerDeps {
   images: ImageService;
+  pods: PodService;
   status: StatusSource;
   cgroupDriver: () => 'cgroupfs' | 'systemd';
   isReady: () => boolean;
@@ -75,6 +91,22 @@ export function createCriServer(deps: CriServerDeps): grpc.Server {
         Version: u(version()),
         Status: u(status(deps.status)),
         RuntimeConfig: u(runtimeConfig(deps.cgroupDriver)),
+        RunPodSandbox: u(runPodSandbox(deps.pods)),
+        StopPodSandbox: u(stopPodSandbox(deps.pods)),
+        RemovePodSandbox: u(removePodSandbox(deps.pods)),
+        PodSandboxStatus: u(podSandboxStatus(deps.pods)),
+        ListPodSandbox: u(listPodSandbox(deps.pods)),
+        StreamPodSandboxes: s(streamPodSandboxes(deps.pods)),
+        CreateContainer: u(createContainer(deps.pods)),
+        StartContainer: u(startContainer(deps.pods)),
+        StopContainer: u(stopContainer(deps.pods)),
+        RemoveContainer: u(removeContainer(deps.pods)),
+        ContainerStatus: u(containerStatus(deps.pods)),
+        ListContainers: u(listContainers(deps.pods)),
+        StreamContainers: s(streamContainers(deps.pods)),
+        ExecSync: u(execSync(deps.pods)),
+        ReopenContainerLog: u(reopenContainerLog(deps.pods)),
+        GetContainerEvents: s(getContainerEvents(deps.pods)),
       },
       opts,
     ),

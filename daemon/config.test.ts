@@ -29,6 +29,8 @@ test('every config field has an embedded default', () => {
   assert.equal(d.cgroupDriver, 'cgroupfs');
   assert.deepEqual(d.registry, { mirrors: {}, insecure: [], retries: 3 });
   assert.deepEqual(d.images, { maxConcurrentDownloads: 3, pullProgressTimeoutMs: 300_000 });
+  assert.equal(d.runtime.defaultHandler, 'crun');
+  assert.deepEqual(Object.keys(d.runtime.handlers).sort(), ['crun', 'runc']);
 });
 
 test('a TOML document overrides defaults field by field', () => {
@@ -49,6 +51,10 @@ test('a TOML document overrides defaults field by field', () => {
   assert.equal(cfg.images.maxConcurrentDownloads, 3);
   assert.deepEqual(cfg.registry.insecure, ['127.0.0.1:5000']);
   assert.deepEqual(cfg.registry.mirrors, { 'docker.io': ['http://127.0.0.1:5001'] });
+  const rt = applyToml(defaultConfig(), { runtime: { default_handler: 'fast', handlers: { fast: { kind: 'crun', path: '/opt/crun' } } } }, 't.toml');
+  assert.equal(rt.runtime.defaultHandler, 'fast');
+  assert.deepEqual(rt.runtime.handlers.fast, { kind: 'crun', path: '/opt/crun' });
+  assert.ok(rt.runtime.handlers.runc, 'the built-in handlers stay');
 });
 
 test('bad config values are refused with the key named', () => {
@@ -64,6 +70,10 @@ test('bad config values are refused with the key named', () => {
     [{ registry: { insecure: 'host' } }, /registry.insecure: must be a list/],
     [{ registry: { mirrors: { 'docker.io': { endpoints: ['ftp://x'] } } } }, /is not an http/],
     [{ registry: { mirrors: { 'docker.io': ['http://x'] } } }, /must be a table/],
+    [{ runtime: { default_handler: 'kata' } }, /runtime.default_handler: "kata" is not a configured handler/],
+    [{ runtime: { handlers: { fast: { kind: 'youki', path: '/usr/bin/youki' } } } }, /runtime.handlers.fast.kind: must be "crun" or "runc"/],
+    [{ runtime: { handlers: { fast: { kind: 'crun' } } } }, /runtime.handlers.fast.path: is required/],
+    [{ runtime: { handlers: { Bad_Name: { kind: 'crun', path: '/x' } } } }, /DNS labels/],
   ];
   for (const [doc, re] of rows) {
     assert.throws(

@@ -23,6 +23,12 @@ export interface DaemonConfig {
     /** A pull receiving no byte for this long is cancelled; 0 disables. */
     pullProgressTimeoutMs: number;
   };
+  runtime: {
+    /** The handler of pods whose RuntimeClass names none. */
+    defaultHandler: string;
+    /** RuntimeClass handler name → OCI runtime. */
+    handlers: Record<string, { kind: 'crun' | 'runc'; path: string }>;
+  };
   registry: {
     /** Registry domain → mirror endpoint URLs tried first, in order. */
     mirrors: Record<string, string[]>;
@@ -40,6 +46,10 @@ export function defaultConfig(): DaemonConfig {
     logLevel: 'info',
     cgroupDriver: 'cgroupfs',
     images: { maxConcurrentDownloads: 3, pullProgressTimeoutMs: 5 * 60_000 },
+    runtime: {
+      defaultHandler: 'crun',
+      handlers: { crun: { kind: 'crun', path: '/usr/bin/crun' }, runc: { kind: 'runc', path: '/usr/bin/runc' } },
+    },
     registry: { mirrors: {}, insecure: [], retries: 3 },
   };
 }
@@ -112,7 +122,7 @@ class ConfigReader {
 export function applyToml(base: DaemonConfig, doc: Table, source: string): DaemonConfig {
   const r = new ConfigReader(source);
   const cfg = structuredClone(base);
-  r.only(doc, '', ['socket', 'root', 'state', 'log_level', 'cgroup_driver', 'images', 'registry']);
+  r.only(doc, '', ['socket', 'root', 'state', 'log_level', 'cgroup_driver', 'images', 'runtime', 'registry']);
   cfg.socket = r.absPath(doc, 'socket') ?? cfg.socket;
   cfg.root = r.absPath(doc, 'root') ?? cfg.root;
   cfg.state = r.absPath(doc, 'state') ?? cfg.state;
@@ -130,6 +140,27 @@ export function applyToml(base: DaemonConfig, doc: Table, source: string): Daemo
       r.positiveInt(images, 'max_concurrent_downloads', 'images.max_concurrent_downloads') ?? cfg.images.maxConcurrentDownloads;
     cfg.images.pullProgressTimeoutMs =
       r.duration(images, 'pull_progress_timeout', 'images.pull_progress_timeout') ?? cfg.images.pullProgressTimeoutMs;
+  }
+  const runtime = r.table(doc, 'runtime');
+  if (runtime) {
+    r.only(runtime, 'runtime.', ['default_handler', 'handlers']);
+    const handlers = r.table(runtime, 'handlers');
+    if (handlers) {
+      for (const [name, v] of Object.entries(handlers)) {
+        const key = `runtime.handlers.${name}`;
+        if (!/^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/.test(name)) r.fail(key, 'handler names are DNS labels, as RuntimeClass handlers are');
+        if (typeof v !== 'object' || v === null || Array.isArray(v)) r.fail(key, 'must be a table with kind and path');
+        r.only(v as Table, key + '.', ['kind', 'path']);
+        const kind = r.string(v as Table, 'kind', key + '.kind');
+        if (kind !== 'crun' && kind !== 'runc') r.fail(key + '.kind', `must be "crun" or "runc", got "${kind}"`);
+        const path = r.absPath(v as Table, 'path') ?? r.fail(key + '.path', 'is required');
+        cfg.runtime.handlers[name] = { kind: kind as 'crun' | 'runc', path };
+      }
+    }
+    cfg.runtime.defaultHandler = r.string(runtime, 'default_handler', 'runtime.default_handler') ?? cfg.runtime.defaultHandler;
+    if (!cfg.runtime.handlers[cfg.runtime.defaultHandler]) {
+      r.fail('runtime.default_handler', `"${cfg.runtime.defaultHandler}" is not a configured handler (${Object.keys(cfg.runtime.handlers).join(', ')})`);
+    }
   }
   const registry = r.table(doc, 'registry');
   if (registry) {

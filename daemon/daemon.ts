@@ -8,19 +8,22 @@ import { logger, setLogLevel } from '../common/log.js';
 import { skiffVersion } from '../common/version.js';
 import { ImageService } from '../images/service.js';
 import { createCriServer, listenUnix } from '../cri/server.js';
+import { PodService } from '../pod/service.js';
+import { hostCgroupLayout } from '../pod/runtime/cgroup-layout.js';
+import type { RuntimeHandlerConfig } from '../pod/runtime/oci.js';
+import { nativeBinary } from '../native/native.js';
+import { join } from 'node:path';
 import type { DaemonConfig } from './config.js';
 import { claimSocket, lockDir, type Held } from './exclusive.js';
 
 const log = logger('daemon');
-
-/** OCI runtime handlers a RuntimeClass may name; the pods issue starts using them. */
-const HANDLERS = ['crun', 'runc'];
 
 export class Daemon {
   private server: grpc.Server | undefined;
   private held: Held[] = [];
   private ready = false;
   images: ImageService | undefined;
+  pods: PodService | undefined;
 
   constructor(readonly config: DaemonConfig) {}
 
@@ -41,8 +44,30 @@ export class Daemon {
         userAgent: `skiff/${skiffVersion()}`,
       });
       this.images = images;
+      const cgroups = await hostCgroupLayout();
+      const ns = nativeBinary('skiff-ns');
+      // crun refuses hybrid cgroup hosts; in a private mount namespace without the v2 mount it works.
+      const wrapper = cgroups.mode === 'hybrid' ? [ns, 'runtime', ...cgroups.v2Mounts.flatMap((m) => ['--hide-mount', m]), '--'] : [];
+      const handlers: RuntimeHandlerConfig[] = Object.entries(cfg.runtime.handlers).map(([name, h]) => ({
+        name,
+        kind: h.kind,
+        binary: h.path,
+        root: join(cfg.state, 'runtime', name),
+        wrapper: h.kind === 'crun' ? wrapper : [],
+      }));
+      const pods = await PodService.open({
+        rootDir: cfg.root,
+        stateDir: cfg.state,
+        images,
+        handlers,
+        defaultHandler: cfg.runtime.defaultHandler,
+        native: { ns, pause: nativeBinary('skiff-pause'), monitor: nativeBinary('skiff-monitor') },
+        cgroups,
+      });
+      this.pods = pods;
       this.server = createCriServer({
         images,
+        pods,
         cgroupDriver: () => cfg.cgroupDriver,
         isReady: () => this.ready,
         status: {
@@ -53,7 +78,7 @@ export class Daemon {
             reason: 'NetworkPluginNotReady',
             message: 'skiff: pod networking is not configured on this node yet',
           }),
-          handlers: () => HANDLERS,
+          handlers: () => Object.keys(cfg.runtime.handlers),
         },
       });
       await listenUnix(this.server, cfg.socket);

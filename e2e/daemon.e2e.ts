@@ -56,10 +56,10 @@ describe('skiffd lifecycle', () => {
   });
 
   test('an rpc a later issue implements answers UNIMPLEMENTED with a message', async () => {
-    await assert.rejects(d.client.runPodSandbox({ config: { metadata: { name: 'p', namespace: 'n', uid: 'u', attempt: 0 } } }), (err: unknown) => {
+    await assert.rejects(d.client.containerStats({ container_id: 'a'.repeat(64) }), (err: unknown) => {
       const e = err as ServiceError;
       assert.equal(e.code, GrpcStatus.UNIMPLEMENTED);
-      assert.match(e.details, /RuntimeService\.RunPodSandbox is not implemented by skiff yet/);
+      assert.match(e.details, /RuntimeService\.ContainerStats is not implemented by skiff yet/);
       return true;
     });
   });

@@ -103,6 +103,7 @@ describe('bad input and interrupted pulls leave nothing behind', () => {
     big = await pushImage(reg, 'big', '1', { layers, format: 'oci' });
     proxy = await stallingProxy(reg);
     d = await TestDaemon.start({
+      privateResolver: true,
       toml: `[images]\npull_progress_timeout = "2s"\n[registry]\ninsecure = ["${reg.host}", "${proxy.host}"]\nretries = 1\n`,
     });
     // A baseline image so that "nothing changed" is checked against a non-empty store.

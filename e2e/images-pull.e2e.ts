@@ -30,6 +30,7 @@ describe('image pulls against a real registry', () => {
     // nothing ever goes to docker.io.
     await pushImage(reg, 'library/busybox', '1', { layers: [await busyboxLayer('gzip')], format: 'docker' });
     d = await TestDaemon.start({
+      privateResolver: true,
       toml: `[registry]\ninsecure = ["${reg.host}", "${authReg.host}"]\n[registry.mirrors."docker.io"]\nendpoints = ["${reg.url}"]\n`,
     });
   });

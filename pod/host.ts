@@ -1,7 +1,7 @@
 // Small host facts and helpers for pods: running the native helpers, process start times (to
 // tell a live pid from a reused one), waiting for a process to go away, cgroup v1/v2 dirs.
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, rmdir } from 'node:fs/promises';
+import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SkiffError, errnoCode } from '../common/errors.js';
 import type { CgroupLayout } from './runtime/cgroup-layout.js';
@@ -59,7 +59,27 @@ export function cgroupDirs(layout: CgroupLayout, path: string): string[] {
 export async function createCgroup(layout: CgroupLayout, path: string): Promise<string[]> {
   const dirs = cgroupDirs(layout, path);
   for (const d of dirs) await mkdir(d, { recursive: true });
+  const cpuset = layout.mode === 'unified' ? undefined : layout.v1Controllers.cpuset;
+  if (cpuset) await inheritCpuset(cpuset, path);
   return dirs.map((d) => join(d, 'cgroup.procs'));
+}
+
+/**
+ * cgroup v1 cpuset: a new cgroup starts with empty cpuset.cpus/mems, and attaching a process to it
+ * fails with ENOSPC. Fill each level from its parent, top down, as runc does.
+ */
+async function inheritCpuset(mountPoint: string, path: string): Promise<void> {
+  let parent = mountPoint;
+  for (const part of path.split('/').filter(Boolean)) {
+    const dir = join(parent, part);
+    for (const file of ['cpuset.cpus', 'cpuset.mems']) {
+      const mine = (await readFile(join(dir, file), 'utf8').catch(() => '')).trim();
+      if (mine) continue;
+      const theirs = (await readFile(join(parent, file), 'utf8').catch(() => '')).trim();
+      if (theirs) await writeFile(join(dir, file), theirs);
+    }
+    parent = dir;
+  }
 }
 
 /** Removes a cgroup's dirs (they must be empty of processes); missing ones are fine. */

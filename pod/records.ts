@@ -65,6 +65,7 @@ export interface ContainerRecord {
   pid?: number;
   pidStartTime?: string;
   monitorPid?: number;
+  monitorStartTime?: string;
   exitCode?: number;
   reason?: string;
   message?: string;

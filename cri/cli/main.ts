@@ -17,6 +17,19 @@ import { imagesCommand } from './commands/images.js';
 import { inspectiCommand } from './commands/inspecti.js';
 import { rmiCommand } from './commands/rmi.js';
 import { imagefsinfoCommand } from './commands/imagefsinfo.js';
+import { runpCommand } from './commands/runp.js';
+import { stoppCommand } from './commands/stopp.js';
+import { rmpCommand } from './commands/rmp.js';
+import { podsCommand } from './commands/pods.js';
+import { inspectpCommand } from './commands/inspectp.js';
+import { createCommand } from './commands/create.js';
+import { startCommand } from './commands/start.js';
+import { stopCommand } from './commands/stop.js';
+import { rmCommand } from './commands/rm.js';
+import { psCommand } from './commands/ps.js';
+import { inspectCommand } from './commands/inspect.js';
+import { logsCommand } from './commands/logs.js';
+import { execCommand, ExitStatus } from './commands/exec.js';
 
 export const COMMANDS: readonly Command[] = [
   versionCommand,
@@ -26,6 +39,19 @@ export const COMMANDS: readonly Command[] = [
   inspectiCommand,
   rmiCommand,
   imagefsinfoCommand,
+  runpCommand,
+  stoppCommand,
+  rmpCommand,
+  podsCommand,
+  inspectpCommand,
+  createCommand,
+  startCommand,
+  stopCommand,
+  rmCommand,
+  psCommand,
+  inspectCommand,
+  logsCommand,
+  execCommand,
 ];
 
 export interface Writer {
@@ -38,7 +64,10 @@ export interface CliIo {
   env: Record<string, string | undefined>;
 }
 
-/** Runs one skiff command line (without the program name) and returns the exit code: 0, 1 or 2 (usage). */
+/**
+ * Runs one skiff command line (without the program name) and returns the exit code: 0, 1 or 2
+ * (usage), or the exit code of the command that `exec -s` ran.
+ */
 export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Promise<number> {
   const stdout = io.stdout ?? process.stdout;
   const stderr = io.stderr ?? process.stderr;
@@ -69,6 +98,7 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
     await command.execute(ctx, split.rest, commandHelp);
     return 0;
   } catch (err) {
+    if (err instanceof ExitStatus) return err.exitCode;
     const { message, exitCode } = failure(err);
     stderr.write(`${message}\n`);
     if (exitCode === 2) stderr.write("Run 'skiff --help' for usage.\n");

@@ -1,7 +1,9 @@
 // A real skiffd for e2e tests: its own temp root, state dir and socket, a config file written
 // by the test, logs in a file, and a CriClient plus the `skiff` CLI pointed at its socket.
-// The daemon runs in a private mount namespace whose /etc/resolv.conf names 127.0.0.1 and whose
-// /etc/hosts is the test's: whatever a test makes skiffd look up never leaves the machine.
+// With `privateResolver` the daemon runs in a private mount namespace whose /etc/resolv.conf names
+// 127.0.0.1 and whose /etc/hosts is the test's: whatever the test makes skiffd look up never
+// leaves the machine. Pod tests run it in the host's mount namespace, as in production, so that
+// its mounts are the ones the test (and a restarted daemon) can see.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,6 +19,8 @@ export const SKIFF_CLI = join(REPO, 'dist', 'cri', 'cli', 'main.js');
 export interface DaemonOptions {
   /** TOML appended after the socket/root/state lines (sections such as [registry]). */
   toml?: string;
+  /** Resolve names only through a loopback resolver (for tests that look up unknown hosts). */
+  privateResolver?: boolean;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -78,13 +82,12 @@ export class TestDaemon {
 
   /** Starts (or restarts) the daemon process and waits until it answers Version. */
   async launch(): Promise<void> {
+    const skiffd = [process.execPath, SKIFFD, '--config', this.configFile];
     const script = 'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && exec "$@"';
-    this.child = await spawnLogged(
-      'unshare',
-      ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', join(this.dir, 'resolv.conf'), join(this.dir, 'hosts'), process.execPath, SKIFFD, '--config', this.configFile],
-      this.logFile,
-      { ...process.env, ...this.opts.env },
-    );
+    const [cmd, ...args] = this.opts.privateResolver
+      ? ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', join(this.dir, 'resolv.conf'), join(this.dir, 'hosts'), ...skiffd]
+      : skiffd;
+    this.child = await spawnLogged(cmd, args, this.logFile, { ...process.env, ...this.opts.env });
     const child = this.child;
     try {
       await waitUntil('skiffd', async () => (await this.client.version({}, { timeoutMs: 500 })).runtime_name === 'skiff', {

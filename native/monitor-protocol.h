@@ -1,0 +1,114 @@
+/*
+ * monitor-protocol.h: everything skiffd and skiff-monitor must agree on, in one place: the command
+ * line, the sync message, the control socket's requests and replies, the exit file and the CRI log
+ * format. pod/runtime/monitor-protocol.ts mirrors every #define below, and its test parses this
+ * file and compares, so the two cannot drift. Keep each value on its #define line, a string literal
+ * or a decimal integer, so that the test's one regex reads it.
+ *
+ * Command line (conmon's shape; skiffd spawns it detached, in a new session):
+ *   skiff-monitor --id ID --log PATH --exit-file PATH --pid-file PATH --ctl PATH --sync-fd N
+ *                 [--tty] [--stdin] [--stdin-once] [--log-max-line BYTES] -- RUNTIME_ARGV...
+ * RUNTIME_ARGV is an opaque `runtime create` command line whose --pid-file is the one given here.
+ * With --tty it carries `--console-socket <dir of --ctl>/console.sock`, where the monitor listens
+ * for the pty master (SCM_RIGHTS) that the runtime sends.
+ *
+ * Lifetime:
+ *   1. runs RUNTIME_ARGV with pipes (or /dev/null) as its stdio and waits for it;
+ *   2. writes ONE sync line on --sync-fd and closes it:
+ *        {"pid":N}                                    the container's pid, from --pid-file
+ *        {"error":"...","output":"..."}               create failed; the monitor then exits 1.
+ *                                                     "output" is the start of what the runtime
+ *                                                     wrote on its stdout/stderr (may be empty)
+ *   3. logs the container's stdout/stderr to --log in the CRI format, serves --ctl;
+ *   4. when the container has exited and its output is drained (or DRAIN_MS passed), writes
+ *      --exit-file atomically, removes --ctl and exits 0.
+ * Its own stderr carries diagnostics ("skiff-monitor[ID]: ..."): give it a file or /dev/null.
+ * SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1/2 and SIGPIPE are ignored; only the container's exit
+ * (or SIGKILL) ends it. Paths should be absolute (the runtime runs in the monitor's cwd).
+ */
+#ifndef SKIFF_MONITOR_PROTOCOL_H
+#define SKIFF_MONITOR_PROTOCOL_H
+
+/* ---- Command line ---------------------------------------------------------------------------- */
+#define SKIFF_MON_FLAG_ID           "--id"         /* container id, for messages and status */
+#define SKIFF_MON_FLAG_LOG          "--log"        /* CRI log file, opened O_APPEND */
+#define SKIFF_MON_FLAG_EXIT_FILE    "--exit-file"  /* written once the container is gone */
+#define SKIFF_MON_FLAG_PID_FILE     "--pid-file"   /* the runtime's --pid-file, read after create */
+#define SKIFF_MON_FLAG_CTL          "--ctl"        /* control socket path (unix, stream, 0600) */
+#define SKIFF_MON_FLAG_SYNC_FD      "--sync-fd"    /* inherited descriptor for the sync line */
+#define SKIFF_MON_FLAG_TTY          "--tty"        /* container has a terminal (console socket) */
+#define SKIFF_MON_FLAG_STDIN        "--stdin"      /* keep a stdin pipe open (else /dev/null) */
+#define SKIFF_MON_FLAG_STDIN_ONCE   "--stdin-once" /* close stdin after the first attach ends */
+#define SKIFF_MON_FLAG_LOG_MAX_LINE "--log-max-line" /* record size limit in bytes */
+#define SKIFF_MON_FLAG_END          "--"             /* RUNTIME_ARGV follows */
+
+/* Longer lines are cut into records of this many bytes (containerd's and CRI-O's default). */
+#define SKIFF_MON_DEFAULT_LOG_MAX_LINE 16384
+#define SKIFF_MON_MIN_LOG_MAX_LINE     64
+#define SKIFF_MON_MAX_LOG_MAX_LINE     1048576
+
+/* File name of the console socket, in the directory of --ctl. */
+#define SKIFF_MON_CONSOLE_SOCKET "console.sock"
+
+/* How long the output may keep flowing after the container exited (grandchildren can hold the
+ * pipes open for ever); then the exit file is written anyway. */
+#define SKIFF_MON_DRAIN_MS 1000
+
+/* ---- Sync line (monitor -> skiffd, once, on --sync-fd) --------------------------------------- */
+#define SKIFF_MON_SYNC_PID    "pid"
+#define SKIFF_MON_SYNC_ERROR  "error"
+#define SKIFF_MON_SYNC_OUTPUT "output"
+/* Most bytes of runtime output quoted in a sync error. */
+#define SKIFF_MON_SYNC_OUTPUT_MAX 2048
+
+/* ---- Control socket: one JSON object per line each way; one reply line per request ----------- */
+#define SKIFF_MON_CTL_OP          "op"
+#define SKIFF_MON_OP_STATUS       "status"     /* -> status reply below */
+#define SKIFF_MON_OP_REOPEN_LOG   "reopen-log" /* -> {"ok":true} | {"error":"..."} */
+#define SKIFF_MON_OP_ATTACH       "attach"     /* reserved -> {"error":"unsupported"} */
+#define SKIFF_MON_OP_RESIZE       "resize"     /* reserved -> {"error":"unsupported"} */
+#define SKIFF_MON_REPLY_OK        "ok"
+#define SKIFF_MON_REPLY_ERROR     "error"
+#define SKIFF_MON_ERR_UNSUPPORTED "unsupported"
+/* Longest request line; a longer one gets an error reply and the connection is closed. */
+#define SKIFF_MON_CTL_MAX_REQUEST 1024
+/* Connections served at once; one more is answered with an error and closed. */
+#define SKIFF_MON_CTL_MAX_CLIENTS 8
+
+/*
+ * Status reply:
+ *   {"id":"ID","pid":N,"running":true,"log_dropped":D}
+ *   {"id":"ID","pid":N,"running":false,"log_dropped":D,
+ *    "exit_code":C,"signal":S,"exited_at":"RFC3339Nano","exited_at_ns":"NS"}
+ * log_dropped counts the log records lost to write errors (ENOSPC, EIO...).
+ */
+#define SKIFF_MON_STATUS_ID          "id"
+#define SKIFF_MON_STATUS_PID         "pid"
+#define SKIFF_MON_STATUS_RUNNING     "running"
+#define SKIFF_MON_STATUS_LOG_DROPPED "log_dropped"
+
+/* ---- Exit file (and the exited part of the status reply) ------------------------------------- */
+/* {"exit_code":C,"signal":S,"exited_at":"2026-11-23T18:00:00.123456789Z","exited_at_ns":"NS"}
+ * exit_code is 128+S when a signal killed the container (as a shell and kubelet report it), signal
+ * is 0 otherwise; exited_at_ns is nanoseconds since the epoch, as a decimal string (it does not fit
+ * a JavaScript number). exit_code 255 with signal 0 also stands for "unknown": the container pid
+ * was not a child of the monitor, so its status could not be collected. */
+#define SKIFF_MON_EXIT_CODE        "exit_code"
+#define SKIFF_MON_EXIT_SIGNAL      "signal"
+#define SKIFF_MON_EXIT_AT          "exited_at"
+#define SKIFF_MON_EXIT_AT_NS       "exited_at_ns"
+#define SKIFF_MON_EXIT_SIGNAL_BASE 128
+
+/* ---- CRI log file (kubelet pkg/kubelet/kuberuntime/logs) ------------------------------------- */
+/* One record per line: "<RFC3339Nano UTC, 9 digits> <stream> <tag> <content>\n". A line longer than
+ * the max is cut into P records of exactly max bytes and a last F record; a "\r\n" ending is taken
+ * as "\n" (containerd does the same; tty output ends lines so); output left without a newline when
+ * the stream ends is written as a P record, so that kubelet reproduces it byte for byte (kubelet
+ * appends "\n" to F records only; containerd and conmon do the same). Terminal output is "stdout".
+ */
+#define SKIFF_MON_STREAM_STDOUT "stdout"
+#define SKIFF_MON_STREAM_STDERR "stderr"
+#define SKIFF_MON_TAG_PARTIAL   "P"
+#define SKIFF_MON_TAG_FULL      "F"
+
+#endif /* SKIFF_MONITOR_PROTOCOL_H */

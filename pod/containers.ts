@@ -1,0 +1,455 @@
+// Containers: CreateContainer (overlay rootfs, config.json from pod/spec, the monitor running the
+// runtime's create), StartContainer, StopContainer (stop signal, grace period, SIGKILL),
+// RemoveContainer, status with exit reasons, ExecSync. Each multi-step operation keeps a rollback
+// stack; records are written before the work so recovery can finish or undo it.
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type * as v1 from '../cri/gen/v1.js';
+import { SkiffError } from '../common/errors.js';
+import { logger } from '../common/log.js';
+import type { ImageRecord } from '../images/image-store.js';
+import { Cleanup } from './cleanup.js';
+import type { PodContext } from './context.js';
+import { readExitFile, watchExit, type ExitStatus } from './exits.js';
+import { isSameProcess, processStartTime } from './host.js';
+import { CONTAINER_RECORD_VERSION, nowNanos, type ContainerRecord, type SandboxRecord } from './records.js';
+import { mountRootfs, readInRoot, unmountRootfs } from './rootfs.js';
+import { startMonitor, stopMonitor } from './runtime/monitor.js';
+import { reopenLog } from './runtime/monitor-ctl.js';
+import type { Sandboxes } from './sandboxes.js';
+import { buildContainerSpec, hostPathsToCreate, type ContainerSpecInput } from './spec/index.js';
+import { hostCapabilities, hostDevices, hostPropagation, statDevice } from './spec/host-devices.js';
+import { fingerprint } from './store/names.js';
+
+const log = logger('container');
+const NAME_MAX = 253;
+/** skiffd's bounding set, read once: it does not change while the process runs. */
+const HOST_CAPABILITIES = hostCapabilities();
+
+export interface BundlePaths {
+  bundle: string;
+  rootfs: string;
+  config: string;
+  pidFile: string;
+  exitFile: string;
+  ctlSocket: string;
+  monitorLog: string;
+  runtimeLog: string;
+}
+
+export function bundlePaths(bundle: string): BundlePaths {
+  return {
+    bundle,
+    rootfs: join(bundle, 'rootfs'),
+    config: join(bundle, 'config.json'),
+    pidFile: join(bundle, 'init.pid'),
+    exitFile: join(bundle, 'exit.json'),
+    ctlSocket: join(socketDir(bundle), 'ctl.sock'),
+    monitorLog: join(bundle, 'monitor.log'),
+    runtimeLog: join(bundle, 'runtime.log'),
+  };
+}
+
+/**
+ * A container's sockets (monitor control, console) live in a short dir beside the bundles:
+ * <state>/s/<first 32 hex of the id>/, because a unix socket path must fit in 108 bytes.
+ */
+export function socketDir(bundle: string): string {
+  return join(dirname(dirname(bundle)), 's', basename(bundle).slice(0, 32));
+}
+
+/** Reservation key: container_pod_namespace_uid_attempt (containerd's makeContainerName). */
+export function containerName(c: v1.ContainerMetadata__Output, pod: v1.PodSandboxMetadata__Output): string {
+  return `${c.name}_${pod.name}_${pod.namespace}_${pod.uid}_${c.attempt}`;
+}
+
+/** CRI reason for an exit: kubelet shows it and restarts by it. */
+export function exitReason(exitCode: number, oomKilled: boolean): string {
+  if (oomKilled) return 'OOMKilled';
+  return exitCode === 0 ? 'Completed' : 'Error';
+}
+
+export class Containers {
+  private readonly watchers = new Map<string, () => void>();
+
+  constructor(
+    private readonly ctx: PodContext,
+    private readonly sandboxes: Sandboxes,
+  ) {}
+
+  async create(sandboxId: string, config: v1.ContainerConfig__Output | null, sandboxConfig: v1.PodSandboxConfig__Output | null): Promise<string> {
+    const sandbox = this.sandboxes.find(sandboxId);
+    if (!sandbox) throw new SkiffError('SKIFF_NOT_FOUND', `sandbox "${sandboxId}" not found`);
+    if (sandbox.phase !== 'ready') throw new SkiffError('SKIFF_FAILED_PRECONDITION', `sandbox ${sandbox.id} is not ready`);
+    validateContainerConfig(config);
+    const image = this.ctx.images.resolve(config.image!.image);
+    if (!image) throw new SkiffError('SKIFF_NOT_FOUND', `image "${config.image!.image}" not found: pull it first`);
+    const name = containerName(config.metadata!, sandbox.config.metadata!);
+    const fp = fingerprint({ sandboxId: sandbox.id, config });
+    const { id } = await this.ctx.containerNames.reserve(name, fp, () => this.createIn(sandbox, name, fp, config, sandboxConfig ?? sandbox.config, image));
+    return id;
+  }
+
+  private async createIn(
+    sandbox: SandboxRecord,
+    name: string,
+    fp: string,
+    config: v1.ContainerConfig__Output,
+    sandboxConfig: v1.PodSandboxConfig__Output,
+    image: ImageRecord,
+  ): Promise<string> {
+    const { ctx } = this;
+    const id = randomBytes(32).toString('hex');
+    const runtime = ctx.runtime(sandbox.runtimeHandler);
+    const p = bundlePaths(ctx.bundleDir(id));
+    const layer = ctx.layerDir(id);
+    const logDir = sandbox.config.log_directory;
+    const logPath = logDir && config.log_path ? join(logDir, config.log_path) : '';
+    const rec: ContainerRecord = {
+      version: CONTAINER_RECORD_VERSION,
+      id,
+      sandboxId: sandbox.id,
+      name,
+      fingerprint: fp,
+      config,
+      imageName: config.image!.image,
+      imageId: image.id,
+      ...(image.repoDigests[0] ? { imageRepoDigest: image.repoDigests[0] } : {}),
+      phase: 'creating',
+      createdAt: nowNanos(),
+      logPath,
+      bundle: p.bundle,
+      upperDir: join(layer, 'upper'),
+      workDir: join(layer, 'work'),
+      stopSignal: stopSignal(config, image),
+      cgroupsPath: sandbox.config.linux?.cgroup_parent ? join(sandbox.config.linux.cgroup_parent, id) : '',
+    };
+    const cleanup = new Cleanup();
+    try {
+      await ctx.containers.create(rec);
+      cleanup.add('delete record', () => ctx.containers.delete(id));
+      await mkdir(p.bundle, { recursive: true, mode: 0o711 });
+      cleanup.add('remove bundle', () => rm(p.bundle, { recursive: true, force: true }));
+      await mkdir(socketDir(p.bundle), { recursive: true, mode: 0o700 });
+      cleanup.add('remove socket dir', () => rm(socketDir(p.bundle), { recursive: true, force: true }));
+      cleanup.add('remove writable layer', () => rm(layer, { recursive: true, force: true }));
+      const emptyLower = join(layer, 'empty');
+      if (image.layers.length === 0) await mkdir(emptyLower, { recursive: true });
+      const lowerDirs = image.layers.length ? ctx.images.snapshots.lowerDirs(image.layers.map((l) => l.chainID)) : [emptyLower];
+      await mountRootfs({ target: p.rootfs, upperDir: rec.upperDir, workDir: rec.workDir, lowerDirs });
+      cleanup.add('unmount rootfs', () => unmountRootfs(p.rootfs));
+
+      // kubelet's hostPath volumes of type "" expect a missing directory to be made, as
+      // containerd and CRI-O do.
+      for (const dir of hostPathsToCreate(config, existsSync)) await mkdir(dir, { recursive: true, mode: 0o755 });
+      const spec = buildContainerSpec(this.specInput(rec, sandbox, config, sandboxConfig, image, p.rootfs, {
+        passwd: await readInRoot(p.rootfs, '/etc/passwd'),
+        group: await readInRoot(p.rootfs, '/etc/group'),
+      }));
+      await writeFile(p.config, JSON.stringify(spec));
+      if (logPath) await mkdir(dirname(logPath), { recursive: true });
+
+      const runtimeArgv = runtime.createArgv(id, p.bundle, p.pidFile, {
+        logFile: p.runtimeLog,
+        ...(config.tty ? { consoleSocket: join(socketDir(p.bundle), 'console.sock') } : {}),
+      });
+      cleanup.add('runtime delete', () => runtime.delete(id, { force: true }));
+      let started;
+      try {
+        started = await startMonitor({
+          binary: ctx.native.monitor,
+          id,
+          logPath: logPath || '/dev/null',
+          exitFile: p.exitFile,
+          pidFile: p.pidFile,
+          ctlSocket: p.ctlSocket,
+          monitorLog: p.monitorLog,
+          tty: config.tty,
+          stdin: config.stdin,
+          stdinOnce: config.stdin_once,
+          runtimeArgv,
+        }, async (monitorPid) => {
+          const monitorStartTime = await processStartTime(monitorPid);
+          await ctx.containers.update(id, (r) => {
+            r.monitorPid = monitorPid;
+            if (monitorStartTime) r.monitorStartTime = monitorStartTime;
+          });
+          cleanup.add('stop monitor', () => stopMonitor(monitorPid, monitorStartTime));
+        });
+      } catch (err) {
+        const detail = (await readFile(p.runtimeLog, 'utf8').catch(() => '')).trim();
+        const msg = lastRuntimeMessage(detail);
+        throw msg ? new SkiffError('SKIFF_RUNTIME_FAILED', `container ${id}: ${runtime.handler.name} create: ${msg}`, { cause: err }) : err;
+      }
+      const pidStartTime = await processStartTime(started.pid);
+      await ctx.containers.update(id, (r) => {
+        r.phase = 'created';
+        r.pid = started.pid;
+        r.monitorPid = started.monitorPid;
+        if (pidStartTime) r.pidStartTime = pidStartTime;
+      });
+      cleanup.done();
+      ctx.emit({ type: 'CONTAINER_CREATED_EVENT', containerId: id, sandboxId: sandbox.id, createdAt: nowNanos() });
+      log.info({ container: id, sandbox: sandbox.id, name, pid: started.pid }, 'container created');
+      this.watch(id, p.exitFile);
+      return id;
+    } catch (err) {
+      await cleanup.run({ container: id });
+      throw err;
+    }
+  }
+
+  private specInput(
+    rec: ContainerRecord,
+    sandbox: SandboxRecord,
+    config: v1.ContainerConfig__Output,
+    sandboxConfig: v1.PodSandboxConfig__Output,
+    image: ImageRecord,
+    rootfs: string,
+    imageFiles: { passwd?: string; group?: string },
+  ): ContainerSpecInput {
+    const o = sandbox.config.linux?.security_context?.namespace_options;
+    const files = { hostname: join(sandbox.dir, 'hostname'), hosts: join(sandbox.dir, 'hosts'), resolvConf: join(sandbox.dir, 'resolv.conf') };
+    return {
+      id: rec.id,
+      rootfs,
+      config,
+      sandboxConfig,
+      image: image.config,
+      imageName: rec.imageName,
+      imageFiles,
+      sandbox: {
+        id: sandbox.id,
+        pid: sandbox.pid!,
+        ...(sandbox.netnsPath ? { netnsPath: sandbox.netnsPath } : {}),
+        hostNetwork: !sandbox.netnsPath,
+        hostIPC: String(o?.ipc ?? 'POD') === 'NODE',
+        hostPID: String(o?.pid ?? 'POD') === 'NODE',
+        pidMode: String(config.linux?.security_context?.namespace_options?.pid ?? o?.pid ?? 'POD') as 'POD' | 'CONTAINER' | 'NODE' | 'TARGET',
+        hostname: sandbox.hostname,
+        files,
+        ...(sandbox.shmPath ? { shmPath: sandbox.shmPath } : {}),
+        cgroupParent: sandbox.config.linux?.cgroup_parent ?? '',
+      },
+      cgroupsPath: rec.cgroupsPath,
+      cgroupV2: this.ctx.cgroups.mode === 'unified',
+      statDevice,
+      hostPathExists: (path: string) => existsSync(path),
+      hostPropagation,
+      hostCapabilities: HOST_CAPABILITIES,
+      ...(config.linux?.security_context?.privileged ? { privilegedDevices: hostDevices() } : {}),
+    };
+  }
+
+  async start(idOrPrefix: string): Promise<void> {
+    const rec = this.mustFind(idOrPrefix);
+    if (rec.phase !== 'created') throw new SkiffError('SKIFF_FAILED_PRECONDITION', `container ${rec.id} is ${rec.phase}, not created`);
+    const runtime = this.ctx.runtime(this.sandboxOf(rec)?.runtimeHandler ?? '');
+    try {
+      await runtime.start(rec.id);
+    } catch (err) {
+      await this.ctx.containers.update(rec.id, (r) => {
+        r.phase = 'exited';
+        r.finishedAt = nowNanos();
+        r.exitCode = 128;
+        r.reason = 'StartError';
+        r.message = (err as Error).message;
+      });
+      throw err;
+    }
+    await this.ctx.containers.update(rec.id, (r) => {
+      if (r.phase === 'created') r.phase = 'running';
+      r.startedAt = nowNanos();
+    });
+    this.ctx.emit({ type: 'CONTAINER_STARTED_EVENT', containerId: rec.id, sandboxId: rec.sandboxId, createdAt: nowNanos() });
+    // An exit that came before the record said "running" is applied now.
+    const exit = await readExitFile(bundlePaths(rec.bundle).exitFile);
+    if (exit) await this.onExit(rec.id, exit);
+  }
+
+  /** StopContainer: stop signal, `timeoutSec` grace, then SIGKILL. Unknown or stopped: done. */
+  async stop(idOrPrefix: string, timeoutSec: number): Promise<void> {
+    const rec = this.find(idOrPrefix);
+    if (!rec || rec.phase === 'exited' || rec.phase === 'creating') return;
+    const runtime = this.ctx.runtime(this.sandboxOf(rec)?.runtimeHandler ?? '');
+    const exitFile = bundlePaths(rec.bundle).exitFile;
+    if (rec.phase === 'created') {
+      // Never started: the init waits in the runtime's create; kill it outright.
+      await runtime.kill(rec.id, 'KILL').catch(() => undefined);
+    } else if (timeoutSec > 0) {
+      await runtime.kill(rec.id, rec.stopSignal).catch((err: unknown) => log.warn({ container: rec.id, err }, 'stop signal failed'));
+      if (await this.waitExit(exitFile, rec, timeoutSec * 1000)) return;
+    }
+    await runtime.kill(rec.id, 'KILL', { all: true }).catch((err: unknown) => log.warn({ container: rec.id, err }, 'SIGKILL failed'));
+    if (!(await this.waitExit(exitFile, rec, 10_000))) {
+      throw new SkiffError('SKIFF_RUNTIME_FAILED', `container ${rec.id} did not exit after SIGKILL`);
+    }
+  }
+
+  private async waitExit(exitFile: string, rec: ContainerRecord, ms: number): Promise<boolean> {
+    const until = Date.now() + ms;
+    for (;;) {
+      const exit = await readExitFile(exitFile);
+      if (exit) {
+        await this.onExit(rec.id, exit);
+        return true;
+      }
+      if (Date.now() > until) return false;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  /** RemoveContainer: stops it if needed, then deletes everything of it. Unknown: done. */
+  async remove(idOrPrefix: string): Promise<void> {
+    const rec = this.find(idOrPrefix);
+    if (!rec) return;
+    await this.stop(rec.id, 0);
+    const runtime = this.ctx.runtime(this.sandboxOf(rec)?.runtimeHandler ?? '');
+    await runtime.delete(rec.id, { force: true });
+    this.watchers.get(rec.id)?.();
+    this.watchers.delete(rec.id);
+    unmountRootfs(bundlePaths(rec.bundle).rootfs);
+    await rm(rec.bundle, { recursive: true, force: true });
+    await rm(socketDir(rec.bundle), { recursive: true, force: true });
+    await rm(this.ctx.layerDir(rec.id), { recursive: true, force: true });
+    await this.ctx.containers.delete(rec.id);
+    this.ctx.containerNames.release(rec.name, rec.id);
+    this.ctx.emit({ type: 'CONTAINER_DELETED_EVENT', containerId: rec.id, sandboxId: rec.sandboxId, createdAt: nowNanos() });
+    log.info({ container: rec.id }, 'container removed');
+  }
+
+  /** Records an exit (once): exit code, reason, finish time. */
+  async onExit(id: string, exit: ExitStatus): Promise<void> {
+    const rec = this.ctx.containers.get(id);
+    if (!rec || rec.phase === 'exited') return;
+    const oom = exit.signal === 9 && (await this.oomKilled(rec));
+    await this.ctx.containers.update(id, (r) => {
+      if (r.phase === 'exited') return;
+      r.phase = 'exited';
+      r.exitCode = exit.exitCode;
+      r.finishedAt = exit.exitedAt !== '0' ? exit.exitedAt : nowNanos();
+      r.reason = exitReason(exit.exitCode, oom);
+    });
+    this.ctx.emit({ type: 'CONTAINER_STOPPED_EVENT', containerId: id, sandboxId: rec.sandboxId, createdAt: nowNanos() });
+    log.info({ container: id, exitCode: exit.exitCode }, 'container exited');
+  }
+
+  /** The cgroup's OOM kill counter (v1 memory.oom_control, v2 memory.events) says so. */
+  private async oomKilled(rec: ContainerRecord): Promise<boolean> {
+    if (!rec.cgroupsPath) return false;
+    const layout = this.ctx.cgroups;
+    const file =
+      layout.mode === 'unified'
+        ? join('/sys/fs/cgroup', rec.cgroupsPath, 'memory.events')
+        : layout.v1Controllers.memory
+          ? join(layout.v1Controllers.memory, rec.cgroupsPath, 'memory.oom_control')
+          : undefined;
+    if (!file) return false;
+    const text = await readFile(file, 'utf8').catch(() => '');
+    const m = /^oom_kill (\d+)$/m.exec(text);
+    return m !== null && Number(m[1]) > 0;
+  }
+
+  watch(id: string, exitFile: string): void {
+    if (this.watchers.has(id)) return;
+    this.watchers.set(
+      id,
+      watchExit(exitFile, (s) => {
+        this.watchers.delete(id);
+        void this.onExit(id, s).catch((err: unknown) => log.error({ container: id, err }, 'recording exit failed'));
+      }),
+    );
+  }
+
+  /** Live view: a running record whose process is gone without an exit file is UNKNOWN. */
+  async view(rec: ContainerRecord): Promise<ContainerRecord & { state: string }> {
+    if (rec.phase === 'running' || rec.phase === 'created') {
+      const exit = await readExitFile(bundlePaths(rec.bundle).exitFile);
+      if (exit) {
+        await this.onExit(rec.id, exit);
+        const now = this.ctx.containers.get(rec.id) ?? rec;
+        return { ...now, state: 'CONTAINER_EXITED' };
+      }
+      if (!(await isSameProcess(rec.pid, rec.pidStartTime))) return { ...rec, state: 'CONTAINER_UNKNOWN' };
+    }
+    const state = { creating: 'CONTAINER_UNKNOWN', created: 'CONTAINER_CREATED', running: 'CONTAINER_RUNNING', exited: 'CONTAINER_EXITED' }[rec.phase];
+    return { ...rec, state };
+  }
+
+  /** ExecSync: runs `cmd` in the container with its process settings; returns output and code. */
+  async execSync(idOrPrefix: string, cmd: string[], timeoutSec: number): Promise<{ stdout: Buffer; stderr: Buffer; exitCode: number }> {
+    const rec = this.mustFind(idOrPrefix);
+    if (rec.phase !== 'running') throw new SkiffError('SKIFF_FAILED_PRECONDITION', `container ${rec.id} is not running`);
+    if (cmd.length === 0) throw new SkiffError('SKIFF_INVALID_ARGUMENT', 'ExecSync: cmd must not be empty');
+    const runtime = this.ctx.runtime(this.sandboxOf(rec)?.runtimeHandler ?? '');
+    const spec = JSON.parse(await readFile(bundlePaths(rec.bundle).config, 'utf8')) as { process: Record<string, unknown> };
+    const proc = { ...spec.process, args: cmd, terminal: false };
+    const r = await runtime.exec(rec.id, proc, { dir: rec.bundle, timeoutMs: timeoutSec > 0 ? timeoutSec * 1000 : 0 });
+    if (r.timedOut) {
+      throw new SkiffError('SKIFF_DEADLINE_EXCEEDED', `ExecSync in container ${rec.id}: command ${JSON.stringify(cmd)} timed out after ${timeoutSec}s`);
+    }
+    return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
+  }
+
+  async reopenLog(idOrPrefix: string): Promise<void> {
+    const rec = this.mustFind(idOrPrefix);
+    if (rec.phase !== 'running') throw new SkiffError('SKIFF_FAILED_PRECONDITION', `container ${rec.id} is not running`);
+    await reopenLog(bundlePaths(rec.bundle).ctlSocket);
+  }
+
+  find(idOrPrefix: string): ContainerRecord | undefined {
+    const exact = this.ctx.containers.get(idOrPrefix);
+    if (exact) return exact;
+    if (!/^[a-f0-9]{1,63}$/.test(idOrPrefix)) return undefined;
+    const matches = this.ctx.containers.list().filter((r) => r.id.startsWith(idOrPrefix));
+    if (matches.length > 1) throw new SkiffError('SKIFF_INVALID_ARGUMENT', `container id prefix "${idOrPrefix}" is ambiguous`);
+    return matches[0];
+  }
+
+  mustFind(idOrPrefix: string): ContainerRecord {
+    const rec = this.find(idOrPrefix);
+    if (!rec) throw new SkiffError('SKIFF_NOT_FOUND', `container "${idOrPrefix}" not found`);
+    return rec;
+  }
+
+  list(): ContainerRecord[] {
+    return this.ctx.containers.list().filter((r) => r.phase !== 'creating');
+  }
+
+  private sandboxOf(rec: ContainerRecord): SandboxRecord | undefined {
+    return this.ctx.sandboxes.get(rec.sandboxId);
+  }
+}
+
+export function validateContainerConfig(config: v1.ContainerConfig__Output | null): asserts config is v1.ContainerConfig__Output {
+  const m = config?.metadata;
+  if (!config || !m) throw new SkiffError('SKIFF_INVALID_ARGUMENT', 'CreateContainer: config.metadata is required');
+  if (!m.name) throw new SkiffError('SKIFF_INVALID_ARGUMENT', 'CreateContainer: metadata.name must not be empty');
+  if (m.name.length > NAME_MAX) throw new SkiffError('SKIFF_INVALID_ARGUMENT', `CreateContainer: metadata.name is ${m.name.length} characters, over ${NAME_MAX}`);
+  if (/[\0/]/.test(m.name)) throw new SkiffError('SKIFF_INVALID_ARGUMENT', `CreateContainer: metadata.name "${m.name}" contains "/" or NUL`);
+  if (!config.image?.image) throw new SkiffError('SKIFF_INVALID_ARGUMENT', 'CreateContainer: image.image must name an image');
+}
+
+/** The container config's stop_signal, else the image's StopSignal, else SIGTERM. */
+export function stopSignal(config: v1.ContainerConfig__Output, image: ImageRecord): string {
+  const fromConfig = String(config.stop_signal ?? 'RUNTIME_DEFAULT');
+  if (fromConfig && fromConfig !== 'RUNTIME_DEFAULT') return fromConfig.replace(/^SIG/, '');
+  const fromImage = image.config.StopSignal?.trim();
+  if (fromImage) return fromImage.replace(/^SIG/, '');
+  return 'TERM';
+}
+
+function lastRuntimeMessage(logText: string): string {
+  const lines = logText.split('\n').filter(Boolean);
+  for (let i = lines.length - 1; i >= 0; i--) {
+    try {
+      const j = JSON.parse(lines[i]) as { msg?: string; level?: string };
+      if (j.msg && (j.level === 'error' || j.level === 'fatal')) return j.msg;
+    } catch {
+      return lines[i];
+    }
+  }
+  return '';
+}

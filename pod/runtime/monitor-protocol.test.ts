@@ -1,0 +1,103 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import {
+  MONITOR_PROTOCOL,
+  consoleSocketPath,
+  formatMonitorArgs,
+  formatRequest,
+  parseExitFile,
+  parseLogLine,
+  parseReply,
+  parseStatusReply,
+  parseSyncLine,
+} from './monitor-protocol.js';
+
+// dist/pod/runtime/ → the repository root.
+const HEADER = fileURLToPath(new URL('../../../native/monitor-protocol.h', import.meta.url));
+
+/** Every `#define SKIFF_MON_X value` of the header; throws on a define the one regex cannot read. */
+function headerDefines(): Map<string, string | number> {
+  const defines = new Map<string, string | number>();
+  for (const line of readFileSync(HEADER, 'utf8').split('\n')) {
+    if (!/^#define\s+SKIFF_MON_/.test(line)) continue;
+    const m = /^#define\s+SKIFF_MON_(\w+)\s+("(?:[^"\\]|\\.)*"|\d+)\s*(?:\/\*.*\*\/\s*)?$/.exec(line);
+    if (!m) throw new Error(`monitor-protocol.h: cannot read ${JSON.stringify(line)}`);
+    defines.set(m[1], m[2].startsWith('"') ? (JSON.parse(m[2]) as string) : Number(m[2]));
+  }
+  return defines;
+}
+
+void test('every constant of monitor-protocol.h has the same value in the TypeScript mirror, and no more', () => {
+  const defines = headerDefines();
+  assert.ok(defines.size >= 40, `only ${defines.size} defines read`);
+  const mirror = new Map<string, string | number>(Object.entries(MONITOR_PROTOCOL));
+  for (const [name, value] of defines) assert.equal(mirror.get(name), value, `SKIFF_MON_${name}`);
+  for (const name of mirror.keys()) assert.ok(defines.has(name), `${name} is not in monitor-protocol.h`);
+});
+
+void test('formatMonitorArgs puts the flags first and the runtime command line after --', () => {
+  const runtime = ['runc', '--root', '/run/runc', 'create', '--bundle', '/b', '--pid-file', '/p', 'c1'];
+  assert.deepEqual(
+    formatMonitorArgs({ id: 'c1', log: '/l', exitFile: '/e', pidFile: '/p', ctl: '/d/ctl', syncFd: 3, runtimeArgv: runtime }),
+    ['--id', 'c1', '--log', '/l', '--exit-file', '/e', '--pid-file', '/p', '--ctl', '/d/ctl', '--sync-fd', '3', '--', ...runtime],
+  );
+  const args = formatMonitorArgs({
+    id: 'c1', log: '/l', exitFile: '/e', pidFile: '/p', ctl: '/d/ctl', syncFd: 4,
+    tty: true, stdin: true, stdinOnce: true, logMaxLine: 4096, runtimeArgv: ['crun', 'create', 'c1'],
+  });
+  assert.deepEqual(args.slice(12), ['--tty', '--stdin', '--stdin-once', '--log-max-line', '4096', '--', 'crun', 'create', 'c1']);
+  assert.equal(consoleSocketPath('/run/skiff/c/c1/ctl'), '/run/skiff/c/c1/console.sock');
+});
+
+void test('formatMonitorArgs rejects what the monitor would refuse', () => {
+  const base = { id: 'c', log: '/l', exitFile: '/e', pidFile: '/p', ctl: '/c', syncFd: 3, runtimeArgv: ['runc'] };
+  assert.throws(() => formatMonitorArgs({ ...base, runtimeArgv: [] }), /empty runtime/);
+  assert.throws(() => formatMonitorArgs({ ...base, syncFd: 2 }), /sync fd/);
+  assert.throws(() => formatMonitorArgs({ ...base, logMaxLine: 10 }), /out of range/);
+  assert.throws(() => formatMonitorArgs({ ...base, logMaxLine: 2 ** 21 }), /out of range/);
+});
+
+void test('parseLogLine reads CRI records', () => {
+  const table: [string, ReturnType<typeof parseLogLine>][] = [
+    ['2026-11-23T18:00:00.123456789Z stdout F hello world', { time: '2026-11-23T18:00:00.123456789Z', stream: 'stdout', partial: false, content: 'hello world' }],
+    ['2026-11-23T18:00:00.1Z stderr P  two  spaces\n', { time: '2026-11-23T18:00:00.1Z', stream: 'stderr', partial: true, content: ' two  spaces' }],
+    ['2026-11-23T18:00:00Z stdout F ', { time: '2026-11-23T18:00:00Z', stream: 'stdout', partial: false, content: '' }],
+    ['2026-11-23T18:00:00.000000001Z stdout F:x tag extension', { time: '2026-11-23T18:00:00.000000001Z', stream: 'stdout', partial: false, content: 'tag extension' }],
+  ];
+  for (const [line, want] of table) assert.deepEqual(parseLogLine(line), want, line);
+  for (const bad of ['', 'x stdout F a', '2026-11-23T18:00:00Z stdin F a', '2026-11-23T18:00:00Z stdout X a', '2026-11-23T18:00:00Z stdout F']) {
+    assert.throws(() => parseLogLine(bad), /CRI log line malformed/, bad);
+  }
+});
+
+void test('parseExitFile reads the exit file, keeping nanoseconds exact', () => {
+  const e = parseExitFile('{"exit_code":137,"signal":9,"exited_at":"2026-11-23T18:00:00.123456789Z","exited_at_ns":"1795456800123456789"}\n');
+  assert.deepEqual(e, { exitCode: 137, signal: 9, exitedAt: '2026-11-23T18:00:00.123456789Z', exitedAtNs: 1795456800123456789n });
+  assert.throws(() => parseExitFile('{"exit_code":1}'), /malformed/);
+  assert.throws(() => parseExitFile('{"exit_code":1,"signal":0,"exited_at":"yesterday","exited_at_ns":"1"}'), /malformed/);
+  assert.throws(() => parseExitFile('{"exit_code":1,'), /not JSON/);
+  assert.throws(() => parseExitFile('[]'), /not an object/);
+});
+
+void test('sync lines, status and replies parse into their types', () => {
+  assert.deepEqual(parseSyncLine('{"pid":42}\n'), { pid: 42 });
+  assert.deepEqual(parseSyncLine('{"error":"runtime create exited with status 1","output":"boom"}'), {
+    error: 'runtime create exited with status 1',
+    output: 'boom',
+  });
+  assert.throws(() => parseSyncLine('{"pid":0}'), /not a pid/);
+
+  assert.deepEqual(parseStatusReply('{"id":"c1","pid":7,"running":true,"log_dropped":0}'), { id: 'c1', pid: 7, running: true, logDropped: 0 });
+  const done = parseStatusReply(
+    '{"id":"c1","pid":7,"running":false,"log_dropped":2,"exit_code":3,"signal":0,"exited_at":"2026-11-23T18:00:00.000000001Z","exited_at_ns":"1795456800000000001"}',
+  );
+  assert.equal(done.exit?.exitCode, 3);
+  assert.equal(done.exit?.exitedAtNs, 1795456800000000001n);
+  assert.throws(() => parseStatusReply('{"error":"unsupported"}'), /unsupported/);
+
+  assert.deepEqual(parseReply('{"ok":true}'), { ok: true });
+  assert.deepEqual(parseReply('{"error":"unsupported"}'), { error: 'unsupported' });
+  assert.equal(formatRequest({ op: 'reopen-log' }), '{"op":"reopen-log"}\n');
+});

@@ -1,0 +1,89 @@
+// The pod service: what skiff's CRI RuntimeService asks of pod/ — sandboxes and containers, their
+// stop/remove ordering, and recovery at start. Knows nothing of gRPC; takes CRI config messages.
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type * as v1 from '../cri/gen/v1.js';
+import { logger } from '../common/log.js';
+import type { ImageService } from '../images/service.js';
+import { Containers } from './containers.js';
+import { PodContext, type NativeHelpers } from './context.js';
+import { CONTAINER_RECORD_VERSION, SANDBOX_RECORD_VERSION, type ContainerRecord, type SandboxRecord } from './records.js';
+import { recover, type RecoveryReport } from './recover.js';
+import type { CgroupLayout } from './runtime/cgroup-layout.js';
+import { OciRuntime, type RuntimeHandlerConfig } from './runtime/oci.js';
+import { Sandboxes } from './sandboxes.js';
+import { NameRegistry } from './store/names.js';
+import { RecordStore } from './store/record-store.js';
+
+const log = logger('pods');
+
+export interface PodServiceOptions {
+  rootDir: string;
+  stateDir: string;
+  images: ImageService;
+  handlers: RuntimeHandlerConfig[];
+  defaultHandler: string;
+  native: NativeHelpers;
+  cgroups: CgroupLayout;
+}
+
+export class PodService {
+  readonly ctx: PodContext;
+  readonly sandboxes: Sandboxes;
+  readonly containers: Containers;
+  recovery: RecoveryReport | undefined;
+
+  private constructor(opts: PodServiceOptions) {
+    this.ctx = new PodContext(
+      opts.rootDir,
+      opts.stateDir,
+      new RecordStore<SandboxRecord>(join(opts.rootDir, 'sandboxes'), 'sandbox', SANDBOX_RECORD_VERSION),
+      new RecordStore<ContainerRecord>(join(opts.rootDir, 'container-records'), 'container', CONTAINER_RECORD_VERSION),
+      new NameRegistry('sandbox'),
+      new NameRegistry('container'),
+      new Map(opts.handlers.map((h) => [h.name, new OciRuntime(h)])),
+      opts.defaultHandler,
+      opts.native,
+      opts.cgroups,
+      opts.images,
+    );
+    this.sandboxes = new Sandboxes(this.ctx);
+    this.containers = new Containers(this.ctx, this.sandboxes);
+  }
+
+  static async open(opts: PodServiceOptions): Promise<PodService> {
+    const svc = new PodService(opts);
+    svc.recovery = await recover(svc.ctx, svc.sandboxes, svc.containers);
+    return svc;
+  }
+
+  runSandbox(config: v1.PodSandboxConfig__Output, handler: string): Promise<string> {
+    return this.sandboxes.run(config, handler);
+  }
+
+  /** StopPodSandbox: every container killed, pause and pod resources released. Unknown: done. */
+  async stopSandbox(idOrPrefix: string): Promise<void> {
+    const rec = this.sandboxes.find(idOrPrefix);
+    if (!rec || rec.phase === 'creating') return;
+    for (const c of this.containers.list().filter((c) => c.sandboxId === rec.id)) await this.containers.stop(c.id, 0);
+    await this.sandboxes.tearDown(rec);
+    if (rec.phase !== 'notready') {
+      await this.ctx.sandboxes.update(rec.id, (r) => {
+        r.phase = 'notready';
+      });
+    }
+    log.info({ sandbox: rec.id }, 'sandbox stopped');
+  }
+
+  /** RemovePodSandbox: stops it if needed, removes its containers and everything else. Unknown: done. */
+  async removeSandbox(idOrPrefix: string): Promise<void> {
+    const rec = this.sandboxes.find(idOrPrefix);
+    if (!rec || rec.phase === 'creating') return;
+    await this.stopSandbox(rec.id);
+    for (const c of this.ctx.containers.list().filter((c) => c.sandboxId === rec.id)) await this.containers.remove(c.id);
+    await rm(rec.dir, { recursive: true, force: true });
+    await this.ctx.sandboxes.delete(rec.id);
+    this.ctx.sandboxNames.release(rec.name, rec.id);
+    log.info({ sandbox: rec.id }, 'sandbox removed');
+  }
+}

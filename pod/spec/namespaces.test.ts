@@ -1,0 +1,91 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildContainerSpec } from './index.js';
+import { PAUSE_PID, specInput, throwsSkiff, type FixtureOptions } from './fixture.js';
+import { dotSysctlName } from './namespaces.js';
+
+const build = (o: FixtureOptions) => buildContainerSpec(specInput(o));
+const ns = (o: FixtureOptions) => build(o).linux.namespaces;
+const p = (kind: string) => `/proc/${PAUSE_PID}/ns/${kind}`;
+
+const rows: { name: string; o: FixtureOptions; want: object[] }[] = [
+  {
+    name: 'pid CONTAINER: new pid ns; joins the pinned netns and the pause ipc/uts; new mount and cgroup ns',
+    o: {},
+    want: [{ type: 'pid' }, { type: 'network', path: '/run/skiff/netns/pod1' }, { type: 'ipc', path: p('ipc') }, { type: 'uts', path: p('uts') }, { type: 'mount' }, { type: 'cgroup' }],
+  },
+  {
+    name: 'pid POD joins the pause pid ns',
+    o: { sandbox: { pidMode: 'POD' } },
+    want: [{ type: 'pid', path: p('pid') }, { type: 'network', path: '/run/skiff/netns/pod1' }, { type: 'ipc', path: p('ipc') }, { type: 'uts', path: p('uts') }, { type: 'mount' }, { type: 'cgroup' }],
+  },
+  {
+    name: 'pid NODE stays in the host pid ns',
+    o: { sandbox: { pidMode: 'NODE' } },
+    want: [{ type: 'network', path: '/run/skiff/netns/pod1' }, { type: 'ipc', path: p('ipc') }, { type: 'uts', path: p('uts') }, { type: 'mount' }, { type: 'cgroup' }],
+  },
+  {
+    name: 'pid TARGET joins the target container',
+    o: { sandbox: { pidMode: 'TARGET', targetPid: 777 } },
+    want: [{ type: 'pid', path: '/proc/777/ns/pid' }, { type: 'network', path: '/run/skiff/netns/pod1' }, { type: 'ipc', path: p('ipc') }, { type: 'uts', path: p('uts') }, { type: 'mount' }, { type: 'cgroup' }],
+  },
+  {
+    name: 'host network and host IPC: no network or ipc entry',
+    o: { sandbox: { hostNetwork: true, netnsPath: undefined, hostIPC: true, shmPath: undefined } },
+    want: [{ type: 'pid' }, { type: 'uts', path: p('uts') }, { type: 'mount' }, { type: 'cgroup' }],
+  },
+  {
+    name: 'pod network without a pinned path joins the pause netns',
+    o: { sandbox: { netnsPath: undefined } },
+    want: [{ type: 'pid' }, { type: 'network', path: p('net') }, { type: 'ipc', path: p('ipc') }, { type: 'uts', path: p('uts') }, { type: 'mount' }, { type: 'cgroup' }],
+  },
+  {
+    name: 'cgroup v1: no cgroup ns',
+    o: { cgroupV2: false },
+    want: [{ type: 'pid' }, { type: 'network', path: '/run/skiff/netns/pod1' }, { type: 'ipc', path: p('ipc') }, { type: 'uts', path: p('uts') }, { type: 'mount' }],
+  },
+];
+
+for (const r of rows) {
+  test(`namespaces: ${r.name}`, () => assert.deepEqual(ns(r.o), r.want));
+}
+
+test('namespaces: pid TARGET without a running target is INVALID_ARGUMENT', () => {
+  throwsSkiff(() => build({ sandbox: { pidMode: 'TARGET' } }), 'SKIFF_INVALID_ARGUMENT', /target container .*is not running/);
+});
+
+test('hostname: the pod hostname in the pod UTS ns; none with host network', () => {
+  assert.equal(build({}).hostname, 'web');
+  assert.equal(build({ sandbox: { hostNetwork: true, netnsPath: undefined, hostname: 'node-1' } }).hostname, undefined);
+  assert.ok(build({ sandbox: { hostNetwork: true, netnsPath: undefined, hostname: 'node-1' } }).process.env.includes('HOSTNAME=node-1'));
+});
+
+const sysctlRows: { name: string; sysctls: Record<string, string>; want: Record<string, string> | undefined }[] = [
+  { name: 'none', sysctls: {}, want: undefined },
+  { name: 'net and ipc sysctls pass', sysctls: { 'net.ipv4.ip_unprivileged_port_start': '0', 'kernel.shm_rmid_forced': '1', 'fs.mqueue.msg_max': '20' }, want: { 'net.ipv4.ip_unprivileged_port_start': '0', 'kernel.shm_rmid_forced': '1', 'fs.mqueue.msg_max': '20' } },
+  { name: 'slash names become dotted', sysctls: { 'net/ipv4/conf/eth0.100/rp_filter': '1' }, want: { 'net.ipv4.conf.eth0/100.rp_filter': '1' } },
+];
+
+for (const r of sysctlRows) {
+  test(`sysctls: ${r.name}`, () => assert.deepEqual(build({ sysctls: r.sysctls }).linux.sysctl, r.want));
+}
+
+const badSysctls: { name: string; o: FixtureOptions; message: RegExp }[] = [
+  { name: 'a sysctl that is not namespaced', o: { sysctls: { 'kernel.panic': '1' } }, message: /sysctl "kernel.panic" is not namespaced/ },
+  { name: 'a net sysctl with host network', o: { sysctls: { 'net.core.somaxconn': '1024' }, sandbox: { hostNetwork: true, netnsPath: undefined } }, message: /not allowed with host network/ },
+  { name: 'an IPC sysctl with host IPC', o: { sysctls: { 'kernel.msgmax': '1' }, sandbox: { hostIPC: true, shmPath: undefined } }, message: /not allowed with host IPC/ },
+];
+
+for (const r of badSysctls) {
+  test(`sysctls: ${r.name} is INVALID_ARGUMENT`, () => throwsSkiff(() => build(r.o), 'SKIFF_INVALID_ARGUMENT', r.message));
+}
+
+test('dotSysctlName keeps dotted names as they are', () => {
+  assert.equal(dotSysctlName('net.ipv4.ip_forward'), 'net.ipv4.ip_forward');
+  assert.equal(dotSysctlName('kernel/shmmax'), 'kernel.shmmax');
+});
+
+test('cgroupsPath is written when the caller gives one', () => {
+  assert.equal(build({}).linux.cgroupsPath, '/kubepods/pod1/' + 'c'.repeat(64));
+  assert.equal(build({ extra: { cgroupsPath: '' } }).linux.cgroupsPath, undefined);
+});

@@ -1,0 +1,81 @@
+// Which namespaces the container joins (by path: the runtime does the setns, runtime-spec
+// config-linux.md "namespaces") and which it gets new, plus what lives in them: hostname and
+// sysctls. containerd: internal/cri/opts WithPodNamespaces, container_create.go (cgroupns).
+import type { LinuxNamespace } from './oci-spec.js';
+import { invalid, isPrivileged, type SpecOption } from './option.js';
+
+export const nsPath = (pid: number, ns: 'net' | 'ipc' | 'uts' | 'pid'): string => `/proc/${pid}/ns/${ns}`;
+
+/**
+ * network: the pinned netns (none = host); ipc and uts: the pause process's (none for host IPC);
+ * pid: POD the pause's, CONTAINER a new one, NODE the host's, TARGET the target container's;
+ * mount: new; cgroup: new on cgroup v2 unless privileged (containerd, for nested tooling).
+ */
+export const withNamespaces: SpecOption = (spec, input) => {
+  const sb = input.sandbox;
+  const namespaces: LinuxNamespace[] = [];
+  switch (sb.pidMode) {
+    case 'POD':
+      namespaces.push({ type: 'pid', path: nsPath(sb.pid, 'pid') });
+      break;
+    case 'CONTAINER':
+      namespaces.push({ type: 'pid' });
+      break;
+    case 'TARGET':
+      if (!sb.targetPid) {
+        const target = input.config.linux?.security_context?.namespace_options?.target_id ?? '';
+        throw invalid(input, `target container ${target ? `"${target}" ` : ''}for the pid namespace is not running`);
+      }
+      namespaces.push({ type: 'pid', path: nsPath(sb.targetPid, 'pid') });
+      break;
+    case 'NODE':
+      break;
+  }
+  if (!sb.hostNetwork) namespaces.push({ type: 'network', path: sb.netnsPath ?? nsPath(sb.pid, 'net') });
+  if (!sb.hostIPC) namespaces.push({ type: 'ipc', path: nsPath(sb.pid, 'ipc') });
+  namespaces.push({ type: 'uts', path: nsPath(sb.pid, 'uts') });
+  namespaces.push({ type: 'mount' });
+  if (input.cgroupV2 && !isPrivileged(input)) namespaces.push({ type: 'cgroup' });
+  spec.linux.namespaces = namespaces;
+};
+
+/**
+ * The pod's hostname, written again in the pod's UTS namespace it joins. Not with host network:
+ * the runtime would set the node's hostname (runc refuses a hostname without a private UTS ns).
+ */
+export const withHostname: SpecOption = (spec, input) => {
+  if (!input.sandbox.hostNetwork && input.sandbox.hostname) spec.hostname = input.sandbox.hostname;
+};
+
+const IPC_SYSCTLS = new Set(['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced']);
+const UTS_SYSCTLS = new Set(['kernel.domainname', 'kernel.hostname']);
+
+/** Kubernetes accepts net/ipv4/ip_forward for net.ipv4.ip_forward: the first separator decides. */
+export function dotSysctlName(name: string): string {
+  const first = name.search(/[./]/);
+  if (first < 0 || name[first] === '.') return name;
+  return name.replace(/[./]/g, (c) => (c === '/' ? '.' : '/'));
+}
+
+/**
+ * sandboxConfig.linux.sysctls, checked as runc checks them: only namespaced sysctls, and only for
+ * a namespace the pod owns (net.* needs the pod network, IPC ones the pod IPC).
+ */
+export const withSysctls: SpecOption = (spec, input) => {
+  const sysctls = input.sandboxConfig.linux?.sysctls ?? {};
+  const out: Record<string, string> = {};
+  for (const [raw, value] of Object.entries(sysctls)) {
+    const name = dotSysctlName(raw);
+    const ipc = IPC_SYSCTLS.has(name) || name.startsWith('fs.mqueue.');
+    const podNet = name.startsWith('net.') || UTS_SYSCTLS.has(name);
+    if (!ipc && !podNet) throw invalid(input, `sysctl "${name}" is not namespaced`);
+    if (ipc && input.sandbox.hostIPC) throw invalid(input, `sysctl "${name}" is not allowed with host IPC`);
+    if (podNet && input.sandbox.hostNetwork) throw invalid(input, `sysctl "${name}" is not allowed with host network`);
+    out[name] = value;
+  }
+  if (Object.keys(out).length) spec.linux.sysctl = out;
+};
+
+export const withCgroupsPath: SpecOption = (spec, input) => {
+  if (input.cgroupsPath) spec.linux.cgroupsPath = input.cgroupsPath;
+};

@@ -1,0 +1,114 @@
+// The part of the OCI runtime-spec 1.0.2 config.json that skiff writes for a container
+// (runtime-spec config.md and config-linux.md). Field names are the spec's JSON names; optional
+// fields are left out of the JSON when undefined.
+
+export const OCI_VERSION = '1.0.2';
+
+export interface Spec {
+  ociVersion: string;
+  process: Process;
+  root: Root;
+  /** Set only when the container is in the pod's own UTS namespace (config.md "hostname"). */
+  hostname?: string;
+  /** In order: the runtime mounts them in this order (config.md "mounts"). */
+  mounts: Mount[];
+  annotations?: Record<string, string>;
+  linux: Linux;
+}
+
+export interface Process {
+  terminal?: boolean;
+  user: User;
+  args: string[];
+  /** KEY=VALUE strings. */
+  env: string[];
+  /** Absolute path inside the container. */
+  cwd: string;
+  capabilities?: LinuxCapabilities;
+  noNewPrivileges?: boolean;
+  oomScoreAdj?: number;
+}
+
+export interface User {
+  uid: number;
+  gid: number;
+  /** Supplementary groups; includes the primary gid, like containerd writes them. */
+  additionalGids?: number[];
+}
+
+/** Capability names with the CAP_ prefix (config.md "capabilities"). */
+export interface LinuxCapabilities {
+  bounding?: string[];
+  effective?: string[];
+  inheritable?: string[];
+  permitted?: string[];
+  ambient?: string[];
+}
+
+export interface Root {
+  /** Absolute path of the mounted rootfs. */
+  path: string;
+  readonly?: boolean;
+}
+
+export interface Mount {
+  destination: string;
+  source?: string;
+  type?: string;
+  options?: string[];
+}
+
+export type NamespaceType = 'pid' | 'network' | 'mount' | 'ipc' | 'uts' | 'user' | 'cgroup';
+
+/** config-linux.md "namespaces": with a path the runtime joins it (setns); without, it creates one. */
+export interface LinuxNamespace {
+  type: NamespaceType;
+  path?: string;
+}
+
+export interface LinuxIDMapping {
+  containerID: number;
+  hostID: number;
+  size: number;
+}
+
+/** A device node the runtime creates in the container (config-linux.md "devices"). */
+export interface LinuxDevice {
+  path: string;
+  type: 'c' | 'b' | 'u' | 'p';
+  major: number;
+  minor: number;
+  /** Permission bits of the node. */
+  fileMode?: number;
+  uid?: number;
+  gid?: number;
+}
+
+/** A device cgroup rule (config-linux.md "allowed device list"); no major/minor means any. */
+export interface LinuxDeviceCgroup {
+  allow: boolean;
+  type?: 'a' | 'c' | 'b';
+  major?: number;
+  minor?: number;
+  /** Some of r, w, m. */
+  access?: string;
+}
+
+/** Only the device rules for now; CPU, memory and friends come with the resources work. */
+export interface LinuxResources {
+  devices?: LinuxDeviceCgroup[];
+}
+
+export interface Linux {
+  namespaces: LinuxNamespace[];
+  uidMappings?: LinuxIDMapping[];
+  gidMappings?: LinuxIDMapping[];
+  devices?: LinuxDevice[];
+  resources?: LinuxResources;
+  cgroupsPath?: string;
+  /** rprivate (the runtime's default), rslave or rshared. */
+  rootfsPropagation?: string;
+  maskedPaths?: string[];
+  readonlyPaths?: string[];
+  sysctl?: Record<string, string>;
+}
