@@ -140,6 +140,12 @@ export class TestDaemon {
 
   /** Stops the daemon and removes everything it had under its temp dir. */
   async cleanup(): Promise<void> {
+    // Pods the test left (a failed assertion half-way) are removed through the daemon, so no
+    // pause, monitor, mount, netns pin or cgroup outlives the test.
+    if (this.child) {
+      const pods = await this.client.listPodSandbox({}, { timeoutMs: 5000 }).catch(() => ({ items: [] }));
+      for (const p of pods.items) await this.client.removePodSandbox({ pod_sandbox_id: p.id }, { timeoutMs: 30_000 }).catch(() => undefined);
+    }
     this.client.close();
     await this.stop();
     await rm(this.dir, { recursive: true, force: true });
