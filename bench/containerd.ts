@@ -1,5 +1,6 @@
 // The benchmark peer: Debian's containerd 1.6 in its own temp root/state/socket, driven with
-// `ctr`, so skiffd's image pulls can be timed against containerd's on the same registry.
+// `ctr`, so skiffd's image pulls can be timed against containerd's on the same registry. The pods
+// benchmark turns the CRI plugin on with its own plugin tables (bench/containerd-cri.ts).
 import type { ChildProcess } from 'node:child_process';
 import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,6 +20,10 @@ export interface PullResult {
 
 export interface ContainerdPeer {
   dir: string;
+  /** The containerd process. */
+  pid: number;
+  /** containerd's stdout and stderr. */
+  logFile: string;
   /** The grpc socket. */
   address: string;
   namespace: string;
@@ -31,16 +36,16 @@ export interface ContainerdPeer {
   stop(): Promise<void>;
 }
 
-// config.toml version 2. The CRI plugin is off: it wants cgroup and CNI setup this bench does
-// not need, and we only exercise content, images, snapshots and the diff applier. Addresses of
-// the debug and metrics servers stay empty so nothing listens on TCP.
-function containerdConfig(dir: string, address: string): string {
+// config.toml version 2. The CRI plugin is off unless `cri` tables are given: it wants cgroup
+// and CNI setup the images bench does not need, which only exercises content, images, snapshots
+// and the diff applier. Addresses of the debug and metrics servers stay empty so nothing listens
+// on TCP.
+function containerdConfig(dir: string, address: string, cri?: string): string {
   const q = (s: string) => JSON.stringify(s);
   return `version = 2
 root = ${q(join(dir, 'root'))}
 state = ${q(join(dir, 'state'))}
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
+disabled_plugins = [${cri === undefined ? '\n  "io.containerd.grpc.v1.cri",' : ''}
   "io.containerd.snapshotter.v1.aufs",
   "io.containerd.snapshotter.v1.btrfs",
   "io.containerd.snapshotter.v1.devmapper",
@@ -66,7 +71,7 @@ disabled_plugins = [
   # Defaults to /opt/containerd, which is not ours to write.
   [plugins."io.containerd.internal.v1.opt"]
     path = ${q(join(dir, 'opt'))}
-`;
+${cri ?? ''}`;
 }
 
 // ctr honours CONTAINERD_ADDRESS/NAMESPACE/SNAPSHOTTER; we pass those explicitly and keep
@@ -88,14 +93,24 @@ async function mountsUnder(dir: string): Promise<string[]> {
   return points.sort((a, b) => b.length - a.length);
 }
 
+export interface ContainerdOptions {
+  namespace?: string;
+  startTimeoutMs?: number;
+  /**
+   * Turns the CRI plugin on: returns its `[plugins."io.containerd.grpc.v1.cri"…]` tables, given
+   * the instance's temp dir (for paths that must stay inside it).
+   */
+  cri?: (dir: string) => string;
+}
+
 /** Starts containerd with a fresh temp root, state and socket; resolves once `ctr version` answers. */
-export async function startContainerd(opts: { namespace?: string; startTimeoutMs?: number } = {}): Promise<ContainerdPeer> {
+export async function startContainerd(opts: ContainerdOptions = {}): Promise<ContainerdPeer> {
   const dir = await mkdtemp(join(tmpdir(), 'skiff-containerd-'));
   const address = join(dir, 'containerd.sock');
   const namespace = opts.namespace ?? 'k8s.io';
   const configFile = join(dir, 'config.toml');
   const logFile = join(dir, 'containerd.log');
-  await writeFile(configFile, containerdConfig(dir, address));
+  await writeFile(configFile, containerdConfig(dir, address, opts.cri?.(dir)));
 
   const ctr = async (args: string[]): Promise<string> => {
     const { stdout } = await runCtr(address, namespace, args);
@@ -133,6 +148,8 @@ export async function startContainerd(opts: { namespace?: string; startTimeoutMs
   let stopped: Promise<void> | undefined;
   return {
     dir,
+    pid: child.pid!,
+    logFile,
     address,
     namespace,
     ctr,

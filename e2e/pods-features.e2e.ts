@@ -6,7 +6,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { readlinkSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -168,10 +169,10 @@ describe('container features', () => {
     await sleep(100); // the stream is open before the first event
     const cfg = pod('filters');
     const { pod_sandbox_id: podId } = await d.client.runPodSandbox({ config: cfg });
+    watched = podId; // the stream ends with the sandbox's deletion, the last event of this test
     const other = pod('filters-other');
     const { pod_sandbox_id: otherId } = await d.client.runPodSandbox({ config: other });
     const running = await run(podId, cfg, 'running', ['sleep', '3600']);
-    watched = running;
     const { container_id: created } = await d.client.createContainer({
       pod_sandbox_id: podId,
       config: { metadata: { name: 'created', attempt: 0 }, image: { image }, command: ['true'], labels: { name: 'created' } },
@@ -202,6 +203,11 @@ describe('container features', () => {
     assert.deepEqual(seen, ['CONTAINER_CREATED_EVENT', 'CONTAINER_STARTED_EVENT', 'CONTAINER_STOPPED_EVENT', 'CONTAINER_DELETED_EVENT']);
     const started = events.find((e) => e.container_id === running && e.container_event_type === 'CONTAINER_STARTED_EVENT');
     assert.equal(started?.pod_sandbox_status?.id, podId);
+    // The sandbox's own lifecycle, keyed by its id.
+    assert.deepEqual(
+      events.filter((e) => e.container_id === podId).map((e) => e.container_event_type),
+      ['CONTAINER_CREATED_EVENT', 'CONTAINER_STARTED_EVENT', 'CONTAINER_STOPPED_EVENT', 'CONTAINER_DELETED_EVENT'],
+    );
   });
 
   test('the skiff CLI runs a pod end to end with crictl command names', async () => {
@@ -234,5 +240,56 @@ describe('container features', () => {
     await cli('stopp', podId);
     await cli('rmp', podId);
     assert.doesNotMatch(await cli('pods', '-q'), new RegExp(podId));
+  });
+
+  test('the stop signal comes from the image when the config has none; ReopenContainerLog moves logging to a new file', async () => {
+    const trapImage = (
+      await pushImage(reg, 'trap', '1', { layers: [await busyboxLayer('gzip')], format: 'docker', config: { StopSignal: 'SIGUSR1' } })
+    ).ref;
+    await d.client.pullImage({ image: { image: trapImage } });
+    const cfg = pod('signals');
+    const { pod_sandbox_id: podId } = await d.client.runPodSandbox({ config: cfg });
+    const { container_id: id } = await d.client.createContainer({
+      pod_sandbox_id: podId,
+      config: {
+        metadata: { name: 'trap', attempt: 0 },
+        image: { image: trapImage },
+        command: ['sh', '-c', 'trap "echo got-usr1; exit 0" USR1; echo ready; while true; do sleep 0.1; done'],
+        log_path: 'trap.log',
+      },
+      sandbox_config: cfg,
+    });
+    await d.client.startContainer({ container_id: id });
+    const logPath = join(dir, 'signals', 'trap.log');
+    for (let i = 0; i < 200 && !(await readFile(logPath, 'utf8').catch(() => '')).includes('ready'); i++) await sleep(20);
+    // Rotate as kubelet does: rename, then ask the runtime to reopen.
+    await rename(logPath, logPath + '.1');
+    await d.client.reopenContainerLog({ container_id: id });
+    await d.client.stopContainer({ container_id: id, timeout: '10' });
+    const st = await d.client.containerStatus({ container_id: id });
+    assert.equal(st.status?.exit_code, 0, 'the trap ran: SIGUSR1 was the stop signal');
+    assert.equal(st.status?.reason, 'Completed');
+    assert.match(await readFile(logPath, 'utf8'), /stdout F got-usr1/);
+    assert.doesNotMatch(await readFile(logPath + '.1', 'utf8'), /got-usr1/);
+    await d.client.removePodSandbox({ pod_sandbox_id: podId });
+  });
+
+  test('host namespaces and DNS: hostNetwork, hostIPC and hostPID pods use the node namespaces; DNSConfig becomes resolv.conf', async () => {
+    const hostCfg = pod('hostns', {
+      linux: { cgroup_parent: cgroupParent, security_context: { namespace_options: { network: 'NODE', pid: 'NODE', ipc: 'NODE' } } },
+    });
+    const { pod_sandbox_id: hostPod } = await d.client.runPodSandbox({ config: hostCfg });
+    const h = await run(hostPod, hostCfg, 'h', ['sleep', '3600']);
+    const mine = (ns: string): string => readlinkSync(`/proc/self/ns/${ns}`);
+    const theirs = (await sh(h, 'for n in net ipc pid; do busybox readlink /proc/self/ns/$n; done')).out.trim().split('\n');
+    assert.deepEqual(theirs, [mine('net'), mine('ipc'), mine('pid')]);
+    await d.client.removePodSandbox({ pod_sandbox_id: hostPod });
+
+    const dnsCfg = pod('dns', { dns_config: { servers: ['10.96.0.10'], searches: ['dns.svc.cluster.local'], options: ['ndots:5'] } });
+    const { pod_sandbox_id: dnsPod } = await d.client.runPodSandbox({ config: dnsCfg });
+    const c = await run(dnsPod, dnsCfg, 'c', ['sleep', '3600']);
+    assert.equal((await sh(c, 'cat /etc/resolv.conf')).out, 'search dns.svc.cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n');
+    assert.notEqual((await sh(c, 'busybox readlink /proc/self/ns/net')).out.trim(), mine('net'));
+    await d.client.removePodSandbox({ pod_sandbox_id: dnsPod });
   });
 });

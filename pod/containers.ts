@@ -325,13 +325,16 @@ export class Containers {
     const rec = this.ctx.containers.get(id);
     if (!rec || rec.phase === 'exited') return;
     const oom = exit.signal === 9 && (await this.oomKilled(rec));
+    let changed = false; // the watcher and a stop may both see the exit: only one records it
     await this.ctx.containers.update(id, (r) => {
       if (r.phase === 'exited') return;
+      changed = true;
       r.phase = 'exited';
       r.exitCode = exit.exitCode;
       r.finishedAt = exit.exitedAt !== '0' ? exit.exitedAt : nowNanos();
       r.reason = exitReason(exit.exitCode, oom);
     });
+    if (!changed) return;
     this.ctx.emit({ type: 'CONTAINER_STOPPED_EVENT', containerId: id, sandboxId: rec.sandboxId, createdAt: nowNanos() });
     log.info({ container: id, exitCode: exit.exitCode }, 'container exited');
   }

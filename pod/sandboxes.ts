@@ -100,6 +100,10 @@ export class Sandboxes {
         r.pidStartTime = rec.pidStartTime;
       });
       cleanup.done();
+      // kubelet's evented PLEG hears of sandboxes as of containers, keyed by the sandbox id.
+      for (const type of ['CONTAINER_CREATED_EVENT', 'CONTAINER_STARTED_EVENT'] as const) {
+        this.ctx.emit({ type, containerId: id, sandboxId: id, createdAt: nowNanos() });
+      }
       log.info({ sandbox: id, name, pid: ready.pid }, 'sandbox ready');
       return id;
     } catch (err) {
@@ -134,10 +138,9 @@ export class Sandboxes {
       'sandbox',
       ...(rec.netnsPath ? ['--netns', rec.netnsPath] : ['--host-net']),
       ns.ipc === 'NODE' ? '--host-ipc' : '--ipc',
-      rec.netnsPath ? '--uts' : '--host-uts',
       ns.pid === 'NODE' ? '--host-pid' : '--pid',
-      '--hostname',
-      rec.hostname,
+      // A pod on the node's network keeps the node's UTS namespace and hostname, as in kubelet.
+      ...(rec.netnsPath ? ['--uts', '--hostname', rec.hostname] : ['--host-uts']),
       ...procs.flatMap((p) => ['--cgroup-procs', p]),
       '--pidfile',
       pidFile,

@@ -7,7 +7,7 @@ import { logger } from '../common/log.js';
 import type { ImageService } from '../images/service.js';
 import { Containers } from './containers.js';
 import { PodContext, type NativeHelpers } from './context.js';
-import { CONTAINER_RECORD_VERSION, SANDBOX_RECORD_VERSION, type ContainerRecord, type SandboxRecord } from './records.js';
+import { CONTAINER_RECORD_VERSION, SANDBOX_RECORD_VERSION, nowNanos, type ContainerRecord, type SandboxRecord } from './records.js';
 import { recover, type RecoveryReport } from './recover.js';
 import type { CgroupLayout } from './runtime/cgroup-layout.js';
 import { OciRuntime, type RuntimeHandlerConfig } from './runtime/oci.js';
@@ -71,6 +71,7 @@ export class PodService {
       await this.ctx.sandboxes.update(rec.id, (r) => {
         r.phase = 'notready';
       });
+      this.ctx.emit({ type: 'CONTAINER_STOPPED_EVENT', containerId: rec.id, sandboxId: rec.id, createdAt: nowNanos() });
     }
     log.info({ sandbox: rec.id }, 'sandbox stopped');
   }
@@ -84,6 +85,7 @@ export class PodService {
     await rm(rec.dir, { recursive: true, force: true });
     await this.ctx.sandboxes.delete(rec.id);
     this.ctx.sandboxNames.release(rec.name, rec.id);
+    this.ctx.emit({ type: 'CONTAINER_DELETED_EVENT', containerId: rec.id, sandboxId: rec.id, createdAt: nowNanos() });
     log.info({ sandbox: rec.id }, 'sandbox removed');
   }
 }
