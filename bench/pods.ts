@@ -1,0 +1,314 @@
+// Benchmark, pods part: latency of each pod and container rpc over sequential pods, the time from
+// RunPodSandbox to a running container, ExecSync, and the memory (PSS) a pod costs with all of
+// them alive — for skiff with crun and runc, and for Debian's containerd 1.6 + runc over the same
+// CRI client when it is installed.
+//
+// Each run creates its pods one after another (RunPodSandbox, CreateContainer, StartContainer,
+// ExecSync), measures PSS while they are all alive, then tears them down one after another
+// (StopContainer, RemoveContainer, StopPodSandbox, RemovePodSandbox). One untimed warm-up pod
+// goes through the whole lifecycle first.
+import { randomBytes } from 'node:crypto';
+import { access, mkdtemp, readdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { CriClient } from '../cri/client/client.js';
+import type * as v1 from '../cri/gen/v1.js';
+import { TestDaemon } from '../e2e/harness/daemon.js';
+import { busyboxLayer } from '../e2e/harness/layer.js';
+import { pushImage } from '../e2e/harness/push.js';
+import { startRegistry } from '../e2e/harness/registry.js';
+import { pushPauseImage, startContainerdCri } from './containerd-cri.js';
+import { MiB, percentile, table } from './stats.js';
+
+const PODS = Number(process.env.SKIFF_BENCH_PODS ?? 50);
+const EXECS_PER_POD = Number(process.env.SKIFF_BENCH_EXECS ?? 5);
+// `sleep` is not PID 1 in a pod sharing its pid namespace, so SIGTERM ends it well within this.
+const STOP_TIMEOUT_S = '2';
+const EXEC_TIMEOUT_S = '10';
+
+// Issue 10's goals on this 2-core machine.
+const GOAL = { podToRunningMs: 50, execSyncMs: 10, pssMiB: 0.6 };
+
+const RPCS = [
+  'RunPodSandbox',
+  'CreateContainer',
+  'StartContainer',
+  'ExecSync',
+  'StopContainer',
+  'RemoveContainer',
+  'StopPodSandbox',
+  'RemovePodSandbox',
+] as const;
+type Rpc = (typeof RPCS)[number];
+type Samples = Record<Rpc | 'podToRunning', number[]>;
+
+interface Target {
+  label: string;
+  client: CriClient;
+  /** RuntimeClass handler; empty for the runtime's default. */
+  handler: string;
+  hostNetwork: boolean;
+  /** `comm` of the per-pod processes that supervise pause and containers: the monitor or the shim. */
+  supervisor: string;
+}
+
+interface World {
+  image: string;
+  logDir: string;
+  cgroupParent: string;
+}
+
+interface LivePod {
+  podId: string;
+  containerId: string;
+  pausePid: number;
+  containerPid: number;
+}
+
+interface Memory {
+  pauseKiB: number;
+  supervisorKiB: number;
+  supervisors: number;
+}
+
+interface Result {
+  target: Target;
+  samples: Samples;
+  memory: Memory;
+  seconds: number;
+}
+
+async function timed<T>(samples: number[] | undefined, call: () => Promise<T>): Promise<T> {
+  const t0 = performance.now();
+  const value = await call();
+  samples?.push(performance.now() - t0);
+  return value;
+}
+
+// /proc/PID/stat: the command name is in parentheses and may hold spaces; state and ppid follow.
+async function parentPid(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+async function comm(pid: number): Promise<string> {
+  return (await readFile(`/proc/${pid}/comm`, 'utf8')).trim();
+}
+
+async function pssKiB(pid: number): Promise<number> {
+  const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const m = /^Pss:\s+(\d+) kB$/m.exec(rollup);
+  if (!m) throw new Error(`/proc/${pid}/smaps_rollup has no Pss line`);
+  return Number(m[1]);
+}
+
+function podConfig(t: Target, w: World, name: string): v1.PodSandboxConfig {
+  return {
+    metadata: { name, namespace: 'skiff-bench', uid: `uid-${name}`, attempt: 0 },
+    ...(t.hostNetwork ? {} : { hostname: name }),
+    log_directory: w.logDir,
+    labels: { 'skiff-bench': t.label.replace(/[^a-z0-9]+/g, '-') },
+    linux: {
+      cgroup_parent: w.cgroupParent,
+      security_context: { namespace_options: { network: t.hostNetwork ? 'NODE' : 'POD', pid: 'POD', ipc: 'POD' } },
+    },
+  };
+}
+
+/** RunPodSandbox through ExecSync; samples are left out for the warm-up pod. */
+async function startPod(t: Target, w: World, name: string, s?: Samples): Promise<LivePod> {
+  const c = t.client;
+  const config = podConfig(t, w, name);
+  const t0 = performance.now();
+  const { pod_sandbox_id: podId } = await timed(s?.RunPodSandbox, () => c.runPodSandbox({ config, runtime_handler: t.handler }));
+  const { container_id: containerId } = await timed(s?.CreateContainer, () =>
+    c.createContainer({
+      pod_sandbox_id: podId,
+      config: { metadata: { name: 'sleep', attempt: 0 }, image: { image: w.image }, command: ['sleep', '3600'], log_path: `${name}.log` },
+      sandbox_config: config,
+    }),
+  );
+  await timed(s?.StartContainer, () => c.startContainer({ container_id: containerId }));
+  s?.podToRunning.push(performance.now() - t0);
+
+  for (let i = 0; i < EXECS_PER_POD; i++) {
+    const r = await timed(s?.ExecSync, () => c.execSync({ container_id: containerId, cmd: ['true'], timeout: EXEC_TIMEOUT_S }));
+    if (r.exit_code !== 0) throw new Error(`${t.label}: ExecSync true in ${name} exited ${r.exit_code}: ${Buffer.from(r.stderr).toString()}`);
+  }
+  const pod = JSON.parse((await c.podSandboxStatus({ pod_sandbox_id: podId, verbose: true })).info.info) as { pid: number };
+  const ctr = JSON.parse((await c.containerStatus({ container_id: containerId, verbose: true })).info.info) as { pid: number };
+  return { podId, containerId, pausePid: pod.pid, containerPid: ctr.pid };
+}
+
+async function endPod(t: Target, p: LivePod, s?: Samples): Promise<void> {
+  const c = t.client;
+  await timed(s?.StopContainer, () => c.stopContainer({ container_id: p.containerId, timeout: STOP_TIMEOUT_S }));
+  await timed(s?.RemoveContainer, () => c.removeContainer({ container_id: p.containerId }));
+  await timed(s?.StopPodSandbox, () => c.stopPodSandbox({ pod_sandbox_id: p.podId }));
+  await timed(s?.RemovePodSandbox, () => c.removePodSandbox({ pod_sandbox_id: p.podId }));
+}
+
+/**
+ * PSS of every pod's pause plus the supervisor processes that are parents of its pause or its
+ * container (skiff-monitor per container; containerd's shim per pod), each process counted once.
+ */
+async function measureMemory(t: Target, pods: LivePod[]): Promise<Memory> {
+  const pauses = new Set<number>();
+  const supervisors = new Set<number>();
+  for (const p of pods) {
+    pauses.add(p.pausePid);
+    const parent = await parentPid(p.containerPid);
+    const name = await comm(parent);
+    if (name !== t.supervisor) throw new Error(`${t.label}: container pid ${p.containerPid} has parent ${parent} (${name}), not ${t.supervisor}`);
+    supervisors.add(parent);
+    const pauseParent = await parentPid(p.pausePid);
+    if ((await comm(pauseParent)) === t.supervisor) supervisors.add(pauseParent);
+  }
+  let pauseKiB = 0;
+  for (const pid of pauses) pauseKiB += await pssKiB(pid);
+  let supervisorKiB = 0;
+  for (const pid of supervisors) supervisorKiB += await pssKiB(pid);
+  return { pauseKiB, supervisorKiB, supervisors: supervisors.size };
+}
+
+async function measure(t: Target, w: World): Promise<Result> {
+  const started = performance.now();
+  const samples = Object.fromEntries([...RPCS, 'podToRunning'].map((k) => [k, [] as number[]])) as unknown as Samples;
+  const prefix = t.label.replace(/[^a-z0-9]+/g, '-');
+  const pods: LivePod[] = [];
+  try {
+    await endPod(t, await startPod(t, w, `${prefix}-warmup`));
+    for (let i = 0; i < PODS; i++) pods.push(await startPod(t, w, `${prefix}-${i}`, samples));
+    const memory = await measureMemory(t, pods);
+    while (pods.length > 0) {
+      await endPod(t, pods[0], samples);
+      pods.shift();
+    }
+    return { target: t, samples, memory, seconds: (performance.now() - started) / 1000 };
+  } finally {
+    // After a failure: whatever this run still has, the started pods and any half-made one.
+    const left = await t.client.listPodSandbox({ filter: { label_selector: { 'skiff-bench': prefix } } });
+    for (const p of left.items) {
+      await t.client.stopPodSandbox({ pod_sandbox_id: p.id });
+      await t.client.removePodSandbox({ pod_sandbox_id: p.id });
+    }
+  }
+}
+
+/** Removes a cgroup directory and any left under it, deepest first; returns those that were left. */
+async function removeCgroupTree(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return undefined;
+    throw e;
+  });
+  if (!entries) return [];
+  const left: string[] = [];
+  for (const e of entries) {
+    if (!e.isDirectory()) continue;
+    left.push(join(dir, e.name), ...(await removeCgroupTree(join(dir, e.name))));
+  }
+  await rmdir(dir);
+  return left;
+}
+
+async function removeCgroupParent(cgroupParent: string): Promise<string[]> {
+  const left: string[] = [];
+  for (const controller of await readdir('/sys/fs/cgroup')) left.push(...(await removeCgroupTree(join('/sys/fs/cgroup', controller, cgroupParent))));
+  return left;
+}
+
+const ms = (v: number): string => v.toFixed(1);
+const p50 = (xs: number[]): number => percentile(xs, 50);
+const p90 = (xs: number[]): number => percentile(xs, 90);
+const pssPerPodMiB = (m: Memory): number => (m.pauseKiB + m.supervisorKiB) / 1024 / PODS;
+
+function rpcTable(r: Result): string {
+  const rows = [...RPCS, 'podToRunning' as const].map((k) => [k === 'podToRunning' ? 'pod to running' : k, ms(p50(r.samples[k])), ms(p90(r.samples[k]))]);
+  const m = r.memory;
+  return [
+    `${r.target.label}: ${PODS} pods (+1 warm-up), ExecSync x${EXECS_PER_POD} per pod (${r.seconds.toFixed(1)} s)`,
+    table(['rpc', 'p50 ms', 'p90 ms'], rows),
+    `PSS with ${PODS} pods alive: ${pssPerPodMiB(m).toFixed(2)} MiB per pod = pause ${(m.pauseKiB / 1024 / PODS).toFixed(2)} + ` +
+      `${r.target.supervisor} ${(m.supervisorKiB / 1024 / PODS).toFixed(2)} (${m.supervisors} ${r.target.supervisor} processes)`,
+  ].join('\n');
+}
+
+function summary(results: Result[]): string {
+  const skiff = (r: Result): boolean => r.target.label.startsWith('skiff');
+  const cell = (r: Result, v: number, goal: number | undefined, digits: number): string =>
+    v.toFixed(digits) + (goal !== undefined && skiff(r) ? (v <= goal ? ' (ok)' : ' (over)') : '');
+  const metrics: [string, string, (r: Result) => string][] = [
+    ['pod to running p50 ms', `<= ${GOAL.podToRunningMs}`, (r) => cell(r, p50(r.samples.podToRunning), GOAL.podToRunningMs, 1)],
+    ['pod to running p90 ms', '', (r) => cell(r, p90(r.samples.podToRunning), undefined, 1)],
+    ['ExecSync p50 ms', `<= ${GOAL.execSyncMs}`, (r) => cell(r, p50(r.samples.ExecSync), GOAL.execSyncMs, 1)],
+    ['ExecSync p90 ms', '', (r) => cell(r, p90(r.samples.ExecSync), undefined, 1)],
+    ['PSS per pod MiB', `<= ${GOAL.pssMiB}`, (r) => cell(r, pssPerPodMiB(r.memory), GOAL.pssMiB, 2)],
+  ];
+  return table(
+    ['metric', 'goal', ...results.map((r) => r.target.label)],
+    metrics.map(([name, goal, f]) => [name, goal, ...results.map(f)]),
+  );
+}
+
+export async function benchPods(): Promise<string> {
+  const out: string[] = [];
+  const notes: string[] = [];
+  const results: Result[] = [];
+  const cgroupParent = `/skiff-bench-${randomBytes(4).toString('hex')}`;
+  const logDir = await mkdtemp(join(tmpdir(), 'skiff-bench-logs-'));
+  const reg = await startRegistry().catch(async (err: unknown) => {
+    await rm(logDir, { recursive: true, force: true });
+    throw err;
+  });
+  try {
+    const image = (await pushImage(reg, 'bench/busybox', '1', { layers: [await busyboxLayer('gzip')], format: 'docker' })).ref;
+    const w: World = { image, logDir, cgroupParent };
+
+    const d = await TestDaemon.start({ toml: `[registry]\ninsecure = ["${reg.host}"]\n` });
+    try {
+      await d.client.pullImage({ image: { image } });
+      const skiff = { client: d.client, supervisor: 'skiff-monitor' };
+      results.push(await measure({ ...skiff, label: 'skiff crun', handler: '', hostNetwork: false }, w));
+      results.push(await measure({ ...skiff, label: 'skiff runc', handler: 'runc', hostNetwork: false }, w));
+      results.push(await measure({ ...skiff, label: 'skiff crun hostnet', handler: '', hostNetwork: true }, w));
+    } finally {
+      await d.cleanup();
+    }
+
+    const haveContainerd = await access('/usr/bin/containerd').then(
+      () => true,
+      () => false,
+    );
+    if (!haveContainerd) {
+      notes.push('containerd: not installed (/usr/bin/containerd); comparison skipped');
+    } else {
+      try {
+        const ctr = await startContainerdCri(reg, await pushPauseImage(reg));
+        try {
+          await ctr.client.pullImage({ image: { image } });
+          const label = 'containerd runc hostnet';
+          results.push(await measure({ label, client: ctr.client, handler: '', hostNetwork: true, supervisor: 'containerd-shim' }, w));
+        } finally {
+          notes.push(...(await ctr.stop()));
+        }
+      } catch (err) {
+        notes.push(`containerd 1.6 CRI could not be measured: ${(err as Error).message}`);
+      }
+    }
+  } finally {
+    await reg.stop();
+    await rm(logDir, { recursive: true, force: true });
+    const left = await removeCgroupParent(cgroupParent);
+    if (left.length > 0) notes.push(`removed cgroups the runtimes left behind: ${left.join(', ')}`);
+  }
+
+  out.push(
+    `busybox "sleep 3600" in each pod; pid namespace shared by the pod; StopContainer timeout ${STOP_TIMEOUT_S} s (sleep dies on SIGTERM).`,
+    'skiff runs with its own network namespace per pod unless marked hostnet; containerd has no CNI plugin configured ' +
+      'here, so its pods use the host network (namespace_options.network = NODE); skiffd logs at debug level (e2e harness).',
+  );
+  for (const r of results) out.push('', rpcTable(r));
+  out.push('', summary(results), ...notes);
+  return out.join('\n');
+}
