@@ -36,7 +36,10 @@ export async function pushPauseImage(reg: TestRegistry): Promise<string> {
 // CRI plugin config, version 2 (containerd 1.6 docs/cri/config.md). The registry mirror entry is
 // what makes containerd speak plain http to the loopback registry. The shim's runc state (`Root`)
 // stays inside our temp dir instead of /run/containerd/runc. The streaming server binds a free
-// port on loopback and is never used.
+// port on loopback and is never used. `restrict_oom_score_adj`: root on this machine lacks
+// CAP_SYS_RESOURCE, so the kernel refuses the -998 containerd gives pause ("failed to update
+// /proc/self/oom_score_adj: Permission denied" from runc); the option, meant for such setups,
+// clamps scores to containerd's own.
 function criConfig(dir: string, reg: TestRegistry, pauseRef: string): string {
   const q = (s: string): string => JSON.stringify(s);
   const cri = 'plugins."io.containerd.grpc.v1.cri"';
@@ -46,6 +49,7 @@ function criConfig(dir: string, reg: TestRegistry, pauseRef: string): string {
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   enable_selinux = false
+  restrict_oom_score_adj = true
   [${cri}.containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"

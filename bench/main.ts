@@ -1,10 +1,26 @@
-// `npm run bench`: skiff's benchmark figures, one section per capability.
+// `npm run bench`: skiff's benchmark figures, one section per capability. SKIFF_BENCH_SECTIONS
+// (comma-separated keys, e.g. `pods`) runs only those sections; unset runs them all.
 import { benchImages } from './images.js';
+import { benchPods } from './pods.js';
 
-const sections: [string, () => Promise<string>][] = [['images: pull + unpack', benchImages]];
+const sections: [key: string, title: string, run: () => Promise<string>][] = [
+  ['images', 'images: pull + unpack', benchImages],
+  ['pods', 'pods: rpc latency, pod to running, ExecSync, PSS per pod', benchPods],
+];
 
-for (const [name, run] of sections) {
-  process.stdout.write(`\n== ${name}\n`);
+const wanted = (process.env.SKIFF_BENCH_SECTIONS ?? '')
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
+const unknown = wanted.filter((w) => !sections.some(([key]) => key === w));
+if (unknown.length > 0) {
+  process.stderr.write(`SKIFF_BENCH_SECTIONS: unknown section ${unknown.join(', ')} (known: ${sections.map(([key]) => key).join(', ')})\n`);
+  process.exit(2);
+}
+
+for (const [key, title, run] of sections) {
+  if (wanted.length > 0 && !wanted.includes(key)) continue;
+  process.stdout.write(`\n== ${title}\n`);
   const started = performance.now();
   process.stdout.write((await run()) + '\n');
   process.stdout.write(`(${((performance.now() - started) / 1000).toFixed(1)} s)\n`);

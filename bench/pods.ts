@@ -19,7 +19,7 @@ import { busyboxLayer } from '../e2e/harness/layer.js';
 import { pushImage } from '../e2e/harness/push.js';
 import { startRegistry } from '../e2e/harness/registry.js';
 import { pushPauseImage, startContainerdCri } from './containerd-cri.js';
-import { MiB, percentile, table } from './stats.js';
+import { percentile, table } from './stats.js';
 
 const PODS = Number(process.env.SKIFF_BENCH_PODS ?? 50);
 const EXECS_PER_POD = Number(process.env.SKIFF_BENCH_EXECS ?? 5);

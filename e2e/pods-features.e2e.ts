@@ -292,4 +292,24 @@ describe('container features', () => {
     assert.notEqual((await sh(c, 'busybox readlink /proc/self/ns/net')).out.trim(), mine('net'));
     await d.client.removePodSandbox({ pod_sandbox_id: dnsPod });
   });
+
+  test('pod sysctls apply inside; a missing hostPath directory is made, as containerd does', async () => {
+    const cfg = pod('sysctl', { linux: { cgroup_parent: cgroupParent, sysctls: { 'net.ipv4.ip_unprivileged_port_start': '1024', 'kernel.shm_rmid_forced': '1' } } });
+    const { pod_sandbox_id: podId } = await d.client.runPodSandbox({ config: cfg });
+    const missing = join(dir, 'made-by-skiff', 'data');
+    const id = await run(podId, cfg, 's', ['sleep', '3600'], {
+      mounts: [{ container_path: '/data', host_path: missing, readonly: false, selinux_relabel: false, propagation: 'PROPAGATION_PRIVATE' } as v1.Mount],
+    });
+    assert.equal((await sh(id, 'cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shm_rmid_forced')).out, '1024\n1\n');
+    await sh(id, 'echo from-container > /data/f');
+    assert.equal(await readFile(join(missing, 'f'), 'utf8'), 'from-container\n');
+    await assert.rejects(
+      d.client.runPodSandbox({ config: pod('badsysctl', { linux: { cgroup_parent: cgroupParent, sysctls: { 'vm.swappiness': '1' } } }) }).then(async (r) => {
+        const c = await run(r.pod_sandbox_id, pod('badsysctl'), 'x', ['true']).finally(() => d.client.removePodSandbox({ pod_sandbox_id: r.pod_sandbox_id }));
+        return c;
+      }),
+      /vm.swappiness/,
+    );
+    await d.client.removePodSandbox({ pod_sandbox_id: podId });
+  });
 });

@@ -79,7 +79,11 @@ export class Containers {
     private readonly sandboxes: Sandboxes,
   ) {}
 
-  async create(sandboxId: string, config: v1.ContainerConfig__Output | null, sandboxConfig: v1.PodSandboxConfig__Output | null): Promise<string> {
+  /**
+   * CreateContainer. The request's sandbox_config is not trusted over the sandbox's own record (as
+   * in containerd): sysctls, namespaces and the cgroup parent are the pod's, fixed when it ran.
+   */
+  async create(sandboxId: string, config: v1.ContainerConfig__Output | null, _sandboxConfig?: v1.PodSandboxConfig__Output | null): Promise<string> {
     const sandbox = this.sandboxes.find(sandboxId);
     if (!sandbox) throw new SkiffError('SKIFF_NOT_FOUND', `sandbox "${sandboxId}" not found`);
     if (sandbox.phase !== 'ready') throw new SkiffError('SKIFF_FAILED_PRECONDITION', `sandbox ${sandbox.id} is not ready`);
@@ -88,7 +92,7 @@ export class Containers {
     if (!image) throw new SkiffError('SKIFF_NOT_FOUND', `image "${config.image!.image}" not found: pull it first`);
     const name = containerName(config.metadata!, sandbox.config.metadata!);
     const fp = fingerprint({ sandboxId: sandbox.id, config });
-    const { id } = await this.ctx.containerNames.reserve(name, fp, () => this.createIn(sandbox, name, fp, config, sandboxConfig ?? sandbox.config, image));
+    const { id } = await this.ctx.containerNames.reserve(name, fp, () => this.createIn(sandbox, name, fp, config, sandbox.config, image));
     return id;
   }
 
