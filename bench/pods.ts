@@ -79,11 +79,16 @@ interface Result {
   seconds: number;
 }
 
-async function timed<T>(samples: number[] | undefined, call: () => Promise<T>): Promise<T> {
+/** Times one rpc into `samples` (none for the warm-up pod); a failure names the rpc and the pod. */
+async function timed<T>(what: string, samples: number[] | undefined, call: () => Promise<T>): Promise<T> {
   const t0 = performance.now();
-  const value = await call();
-  samples?.push(performance.now() - t0);
-  return value;
+  try {
+    const value = await call();
+    samples?.push(performance.now() - t0);
+    return value;
+  } catch (err) {
+    throw new Error(`${what}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 // /proc/PID/stat: the command name is in parentheses and may hold spaces; state and ppid follow.
@@ -121,19 +126,19 @@ async function startPod(t: Target, w: World, name: string, s?: Samples): Promise
   const c = t.client;
   const config = podConfig(t, w, name);
   const t0 = performance.now();
-  const { pod_sandbox_id: podId } = await timed(s?.RunPodSandbox, () => c.runPodSandbox({ config, runtime_handler: t.handler }));
-  const { container_id: containerId } = await timed(s?.CreateContainer, () =>
+  const { pod_sandbox_id: podId } = await timed(`RunPodSandbox ${name}`, s?.RunPodSandbox, () => c.runPodSandbox({ config, runtime_handler: t.handler }));
+  const { container_id: containerId } = await timed(`CreateContainer in ${name}`, s?.CreateContainer, () =>
     c.createContainer({
       pod_sandbox_id: podId,
       config: { metadata: { name: 'sleep', attempt: 0 }, image: { image: w.image }, command: ['sleep', '3600'], log_path: `${name}.log` },
       sandbox_config: config,
     }),
   );
-  await timed(s?.StartContainer, () => c.startContainer({ container_id: containerId }));
+  await timed(`StartContainer in ${name}`, s?.StartContainer, () => c.startContainer({ container_id: containerId }));
   s?.podToRunning.push(performance.now() - t0);
 
   for (let i = 0; i < EXECS_PER_POD; i++) {
-    const r = await timed(s?.ExecSync, () => c.execSync({ container_id: containerId, cmd: ['true'], timeout: EXEC_TIMEOUT_S }));
+    const r = await timed(`ExecSync in ${name}`, s?.ExecSync, () => c.execSync({ container_id: containerId, cmd: ['true'], timeout: EXEC_TIMEOUT_S }));
     if (r.exit_code !== 0) throw new Error(`${t.label}: ExecSync true in ${name} exited ${r.exit_code}: ${Buffer.from(r.stderr).toString()}`);
   }
   const pod = JSON.parse((await c.podSandboxStatus({ pod_sandbox_id: podId, verbose: true })).info.info) as { pid: number };
@@ -143,10 +148,10 @@ async function startPod(t: Target, w: World, name: string, s?: Samples): Promise
 
 async function endPod(t: Target, p: LivePod, s?: Samples): Promise<void> {
   const c = t.client;
-  await timed(s?.StopContainer, () => c.stopContainer({ container_id: p.containerId, timeout: STOP_TIMEOUT_S }));
-  await timed(s?.RemoveContainer, () => c.removeContainer({ container_id: p.containerId }));
-  await timed(s?.StopPodSandbox, () => c.stopPodSandbox({ pod_sandbox_id: p.podId }));
-  await timed(s?.RemovePodSandbox, () => c.removePodSandbox({ pod_sandbox_id: p.podId }));
+  await timed(`StopContainer ${p.containerId.slice(0, 12)}`, s?.StopContainer, () => c.stopContainer({ container_id: p.containerId, timeout: STOP_TIMEOUT_S }));
+  await timed(`RemoveContainer ${p.containerId.slice(0, 12)}`, s?.RemoveContainer, () => c.removeContainer({ container_id: p.containerId }));
+  await timed(`StopPodSandbox ${p.podId.slice(0, 12)}`, s?.StopPodSandbox, () => c.stopPodSandbox({ pod_sandbox_id: p.podId }));
+  await timed(`RemovePodSandbox ${p.podId.slice(0, 12)}`, s?.RemovePodSandbox, () => c.removePodSandbox({ pod_sandbox_id: p.podId }));
 }
 
 /**

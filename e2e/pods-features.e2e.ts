@@ -298,7 +298,7 @@ describe('container features', () => {
     const { pod_sandbox_id: podId } = await d.client.runPodSandbox({ config: cfg });
     const missing = join(dir, 'made-by-skiff', 'data');
     const id = await run(podId, cfg, 's', ['sleep', '3600'], {
-      mounts: [{ container_path: '/data', host_path: missing, readonly: false, selinux_relabel: false, propagation: 'PROPAGATION_PRIVATE' } as v1.Mount],
+      mounts: [{ container_path: '/data', host_path: missing, readonly: false, selinux_relabel: false, propagation: 'PROPAGATION_PRIVATE' }],
     });
     assert.equal((await sh(id, 'cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shm_rmid_forced')).out, '1024\n1\n');
     await sh(id, 'echo from-container > /data/f');
