@@ -251,6 +251,9 @@ export class Containers {
     const rec = this.mustFind(idOrPrefix);
     if (rec.phase !== 'created') throw new SkiffError('SKIFF_FAILED_PRECONDITION', `container ${rec.id} is ${rec.phase}, not created`);
     const runtime = this.ctx.runtime(this.sandboxOf(rec)?.runtimeHandler ?? '');
+    // Taken before the process is released: a container that exits at once must not appear to
+    // have finished before it started.
+    const startedAt = nowNanos();
     try {
       await runtime.start(rec.id);
     } catch (err) {
@@ -265,7 +268,7 @@ export class Containers {
     }
     await this.ctx.containers.update(rec.id, (r) => {
       if (r.phase === 'created') r.phase = 'running';
-      r.startedAt = nowNanos();
+      r.startedAt = startedAt;
     });
     this.ctx.emit({ type: 'CONTAINER_STARTED_EVENT', containerId: rec.id, sandboxId: rec.sandboxId, createdAt: nowNanos() });
     // An exit that came before the record said "running" is applied now.

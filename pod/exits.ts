@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { errnoCode } from '../common/errors.js';
 import { logger } from '../common/log.js';
+import { parseExitFile } from './runtime/monitor-protocol.js';
 
 const log = logger('exits');
 
@@ -24,8 +25,8 @@ export async function readExitFile(path: string): Promise<ExitStatus | undefined
     if (errnoCode(err) === 'ENOENT') return undefined;
     throw err;
   }
-  const j = JSON.parse(text) as { exit_code?: number; signal?: number; exited_at_ns?: string };
-  return { exitCode: j.exit_code ?? -1, signal: j.signal ?? 0, exitedAt: j.exited_at_ns ?? '0' };
+  const e = parseExitFile(text);
+  return { exitCode: e.exitCode, signal: e.signal, exitedAt: e.exitedAtNs.toString() };
 }
 
 /** Calls `onExit` once when the exit file appears (or already exists). Returns a stop function. */

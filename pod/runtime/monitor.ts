@@ -7,6 +7,7 @@ import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { SkiffError } from '../../common/errors.js';
 import { isSameProcess, waitGone } from '../host.js';
+import { formatMonitorArgs, parseSyncLine } from './monitor-protocol.js';
 
 export interface MonitorOptions {
   binary: string;
@@ -23,28 +24,6 @@ export interface MonitorOptions {
   runtimeArgv: string[];
 }
 
-export function monitorArgs(o: MonitorOptions): string[] {
-  return [
-    '--id',
-    o.id,
-    '--log',
-    o.logPath,
-    '--exit-file',
-    o.exitFile,
-    '--pid-file',
-    o.pidFile,
-    '--ctl',
-    o.ctlSocket,
-    '--sync-fd',
-    '3',
-    ...(o.tty ? ['--tty'] : []),
-    ...(o.stdin ? ['--stdin'] : []),
-    ...(o.stdinOnce ? ['--stdin-once'] : []),
-    '--',
-    ...o.runtimeArgv,
-  ];
-}
-
 /** Spawns the monitor and waits for its sync message: the container pid, or why create failed. */
 export async function startMonitor(
   o: MonitorOptions,
@@ -54,7 +33,19 @@ export async function startMonitor(
   const logFile = await open(o.monitorLog, 'a', 0o600);
   let child;
   try {
-    child = spawn(o.binary, monitorArgs(o), { detached: true, stdio: ['ignore', logFile.fd, logFile.fd, 'pipe'] });
+    const args = formatMonitorArgs({
+      id: o.id,
+      log: o.logPath,
+      exitFile: o.exitFile,
+      pidFile: o.pidFile,
+      ctl: o.ctlSocket,
+      syncFd: 3,
+      tty: o.tty,
+      stdin: o.stdin,
+      stdinOnce: o.stdinOnce,
+      runtimeArgv: o.runtimeArgv,
+    });
+    child = spawn(o.binary, args, { detached: true, stdio: ['ignore', logFile.fd, logFile.fd, 'pipe'] });
   } finally {
     await logFile.close();
   }
@@ -76,13 +67,16 @@ export async function startMonitor(
         reject(new SkiffError('SKIFF_RUNTIME_FAILED', `container ${o.id}: cannot start monitor: ${e.message}`, { cause: e }));
       });
     });
-    let msg: { pid?: number; error?: string };
+    let msg;
     try {
-      msg = JSON.parse(line) as { pid?: number; error?: string };
+      msg = parseSyncLine(line);
     } catch {
       throw new SkiffError('SKIFF_RUNTIME_FAILED', `container ${o.id}: monitor exited without reporting (see ${o.monitorLog})`);
     }
-    if (msg.error || !msg.pid) throw new SkiffError('SKIFF_RUNTIME_FAILED', `container ${o.id}: ${msg.error ?? 'no pid reported'}`);
+    if ('error' in msg) {
+      const output = msg.output.trim();
+      throw new SkiffError('SKIFF_RUNTIME_FAILED', `container ${o.id}: ${msg.error}${output ? `: ${output}` : ''}`);
+    }
     return { pid: msg.pid, monitorPid };
   } finally {
     sync.destroy();
