@@ -9,7 +9,7 @@
 // goes through the whole lifecycle first.
 import { randomBytes } from 'node:crypto';
 import { access, mkdtemp, readdir, readFile, rm, rmdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { CriClient } from '../cri/client/client.js';
@@ -17,7 +17,7 @@ import type * as v1 from '../cri/gen/v1.js';
 import { TestDaemon } from '../e2e/harness/daemon.js';
 import { busyboxLayer } from '../e2e/harness/layer.js';
 import { pushImage } from '../e2e/harness/push.js';
-import { startRegistry } from '../e2e/harness/registry.js';
+import { startRegistry, type TestRegistry } from '../e2e/harness/registry.js';
 import { pushPauseImage, startContainerdCri } from './containerd-cri.js';
 import { percentile, table } from './stats.js';
 
@@ -108,12 +108,15 @@ async function pssKiB(pid: number): Promise<number> {
   return Number(m[1]);
 }
 
+/** The run's pod name prefix and the value of its `skiff-bench` label. */
+const slug = (t: Target): string => t.label.replace(/[^a-z0-9]+/g, '-');
+
 function podConfig(t: Target, w: World, name: string): v1.PodSandboxConfig {
   return {
     metadata: { name, namespace: 'skiff-bench', uid: `uid-${name}`, attempt: 0 },
     ...(t.hostNetwork ? {} : { hostname: name }),
     log_directory: w.logDir,
-    labels: { 'skiff-bench': t.label.replace(/[^a-z0-9]+/g, '-') },
+    labels: { 'skiff-bench': slug(t) },
     linux: {
       cgroup_parent: w.cgroupParent,
       security_context: { namespace_options: { network: t.hostNetwork ? 'NODE' : 'POD', pid: 'POD', ipc: 'POD' } },
@@ -180,25 +183,36 @@ async function measureMemory(t: Target, pods: LivePod[]): Promise<Memory> {
 async function measure(t: Target, w: World): Promise<Result> {
   const started = performance.now();
   const samples = Object.fromEntries([...RPCS, 'podToRunning'].map((k) => [k, [] as number[]])) as unknown as Samples;
-  const prefix = t.label.replace(/[^a-z0-9]+/g, '-');
+  const prefix = slug(t);
   const pods: LivePod[] = [];
   try {
     await endPod(t, await startPod(t, w, `${prefix}-warmup`));
     for (let i = 0; i < PODS; i++) pods.push(await startPod(t, w, `${prefix}-${i}`, samples));
     const memory = await measureMemory(t, pods);
-    while (pods.length > 0) {
-      await endPod(t, pods[0], samples);
-      pods.shift();
-    }
+    for (const p of pods) await endPod(t, p, samples);
     return { target: t, samples, memory, seconds: (performance.now() - started) / 1000 };
-  } finally {
-    // After a failure: whatever this run still has, the started pods and any half-made one.
-    const left = await t.client.listPodSandbox({ filter: { label_selector: { 'skiff-bench': prefix } } });
-    for (const p of left.items) {
-      await t.client.stopPodSandbox({ pod_sandbox_id: p.id });
-      await t.client.removePodSandbox({ pod_sandbox_id: p.id });
-    }
+  } catch (err) {
+    // Whatever this run still has: the started pods and any half-made one.
+    await removePods(t, prefix).catch((cleanupErr: unknown) => {
+      throw new Error(`${(err as Error).message}; removing the pods left then failed too: ${(cleanupErr as Error).message}`, { cause: err });
+    });
+    throw err;
   }
+}
+
+async function removePods(t: Target, labelValue: string): Promise<void> {
+  const left = await t.client.listPodSandbox({ filter: { label_selector: { 'skiff-bench': labelValue } } });
+  for (const p of left.items) {
+    await t.client.stopPodSandbox({ pod_sandbox_id: p.id });
+    await t.client.removePodSandbox({ pod_sandbox_id: p.id });
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Removes a cgroup directory and any left under it, deepest first; returns those that were left. */
@@ -234,8 +248,8 @@ function rpcTable(r: Result): string {
   return [
     `${r.target.label}: ${PODS} pods (+1 warm-up), ExecSync x${EXECS_PER_POD} per pod (${r.seconds.toFixed(1)} s)`,
     table(['rpc', 'p50 ms', 'p90 ms'], rows),
-    `PSS with ${PODS} pods alive: ${pssPerPodMiB(m).toFixed(2)} MiB per pod = pause ${(m.pauseKiB / 1024 / PODS).toFixed(2)} + ` +
-      `${r.target.supervisor} ${(m.supervisorKiB / 1024 / PODS).toFixed(2)} (${m.supervisors} ${r.target.supervisor} processes)`,
+    `PSS with ${PODS} pods alive: ${pssPerPodMiB(m).toFixed(3)} MiB per pod = pause ${(m.pauseKiB / 1024 / PODS).toFixed(3)} + ` +
+      `${r.target.supervisor} ${(m.supervisorKiB / 1024 / PODS).toFixed(3)} (${m.supervisors} ${r.target.supervisor} processes)`,
   ].join('\n');
 }
 
@@ -256,67 +270,84 @@ function summary(results: Result[]): string {
   );
 }
 
+async function measureSkiff(w: World, registryHost: string): Promise<Result[]> {
+  const d = await TestDaemon.start({ toml: `[registry]\ninsecure = ["${registryHost}"]\n` });
+  try {
+    await d.client.pullImage({ image: { image: w.image } });
+    const skiff = { client: d.client, supervisor: 'skiff-monitor' };
+    return [
+      await measure({ ...skiff, label: 'skiff crun', handler: '', hostNetwork: false }, w),
+      await measure({ ...skiff, label: 'skiff runc', handler: 'runc', hostNetwork: false }, w),
+      await measure({ ...skiff, label: 'skiff crun hostnet', handler: '', hostNetwork: true }, w),
+    ];
+  } finally {
+    await d.cleanup();
+  }
+}
+
+/** containerd's result, or why there is none (in `notes`, with whatever stopping it had to force). */
+async function measureContainerd(w: World, reg: TestRegistry, notes: string[]): Promise<Result | undefined> {
+  if (!(await exists('/usr/bin/containerd'))) {
+    notes.push('containerd: not installed (/usr/bin/containerd); comparison skipped');
+    return undefined;
+  }
+  try {
+    const ctr = await startContainerdCri(reg, await pushPauseImage(reg));
+    try {
+      await ctr.client.pullImage({ image: { image: w.image } });
+      const target: Target = { label: 'containerd runc hostnet', client: ctr.client, handler: '', hostNetwork: true, supervisor: 'containerd-shim' };
+      return await measure(target, w);
+    } finally {
+      notes.push(...(await ctr.stop()));
+    }
+  } catch (err) {
+    notes.push(`containerd 1.6 CRI could not be measured: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
 export async function benchPods(): Promise<string> {
-  const out: string[] = [];
   const notes: string[] = [];
   const results: Result[] = [];
+  const load = [loadavg()[0]];
   const cgroupParent = `/skiff-bench-${randomBytes(4).toString('hex')}`;
   const logDir = await mkdtemp(join(tmpdir(), 'skiff-bench-logs-'));
-  const reg = await startRegistry().catch(async (err: unknown) => {
-    await rm(logDir, { recursive: true, force: true });
-    throw err;
-  });
+  let failed = false;
   try {
-    const image = (await pushImage(reg, 'bench/busybox', '1', { layers: [await busyboxLayer('gzip')], format: 'docker' })).ref;
-    const w: World = { image, logDir, cgroupParent };
-
-    const d = await TestDaemon.start({ toml: `[registry]\ninsecure = ["${reg.host}"]\n` });
+    const reg = await startRegistry();
     try {
-      await d.client.pullImage({ image: { image } });
-      const skiff = { client: d.client, supervisor: 'skiff-monitor' };
-      results.push(await measure({ ...skiff, label: 'skiff crun', handler: '', hostNetwork: false }, w));
-      results.push(await measure({ ...skiff, label: 'skiff runc', handler: 'runc', hostNetwork: false }, w));
-      results.push(await measure({ ...skiff, label: 'skiff crun hostnet', handler: '', hostNetwork: true }, w));
+      const image = (await pushImage(reg, 'bench/busybox', '1', { layers: [await busyboxLayer('gzip')], format: 'docker' })).ref;
+      const w: World = { image, logDir, cgroupParent };
+      results.push(...(await measureSkiff(w, reg.host)));
+      const peer = await measureContainerd(w, reg, notes);
+      if (peer) results.push(peer);
     } finally {
-      await d.cleanup();
+      await reg.stop();
     }
-
-    const haveContainerd = await access('/usr/bin/containerd').then(
-      () => true,
-      () => false,
-    );
-    if (!haveContainerd) {
-      notes.push('containerd: not installed (/usr/bin/containerd); comparison skipped');
-    } else {
-      try {
-        const ctr = await startContainerdCri(reg, await pushPauseImage(reg));
-        try {
-          await ctr.client.pullImage({ image: { image } });
-          const label = 'containerd runc hostnet';
-          results.push(await measure({ label, client: ctr.client, handler: '', hostNetwork: true, supervisor: 'containerd-shim' }, w));
-          notes.push(
-            'containerd runs with restrict_oom_score_adj = true: root here lacks CAP_SYS_RESOURCE, so runc cannot give pause ' +
-              'the oom_score_adj -998 containerd asks for otherwise.',
-          );
-        } finally {
-          notes.push(...(await ctr.stop()));
-        }
-      } catch (err) {
-        notes.push(`containerd 1.6 CRI could not be measured: ${(err as Error).message}`);
-      }
-    }
+  } catch (err) {
+    failed = true;
+    throw err;
   } finally {
-    await reg.stop();
     await rm(logDir, { recursive: true, force: true });
     const left = await removeCgroupParent(cgroupParent);
     if (left.length > 0) notes.push(`removed cgroups the runtimes left behind: ${left.join(', ')}`);
+    // The report is lost with a failure; what cleanup found is not.
+    if (failed && notes.length > 0) process.stderr.write(notes.join('\n') + '\n');
   }
+  load.push(loadavg()[0]);
 
-  out.push(
+  const out = [
     `busybox "sleep 3600" in each pod; pid namespace shared by the pod; StopContainer timeout ${STOP_TIMEOUT_S} s (sleep dies on SIGTERM).`,
-    'skiff runs with its own network namespace per pod unless marked hostnet; containerd has no CNI plugin configured ' +
-      'here, so its pods use the host network (namespace_options.network = NODE); skiffd logs at debug level (e2e harness).',
-  );
+    'skiff pods get their own network namespace unless marked hostnet; containerd has no CNI plugin configured here, so its ' +
+      'pods use the host network (namespace_options.network = NODE). skiffd logs at debug level (e2e harness).',
+    `host: ${cpus().length} CPUs, 1-min load average ${load[0].toFixed(2)} before and ${load[1].toFixed(2)} after (other work skews these figures).`,
+  ];
+  if (results.some((r) => r.target.supervisor === 'containerd-shim')) {
+    out.push(
+      'containerd runs with restrict_oom_score_adj = true: root here lacks CAP_SYS_RESOURCE, so runc cannot give pause ' +
+        'the oom_score_adj -998 containerd asks for otherwise.',
+    );
+  }
   for (const r of results) out.push('', rpcTable(r));
   out.push('', summary(results), ...notes);
   return out.join('\n');
