@@ -42,6 +42,7 @@ export class Daemon {
         maxConcurrentDownloads: cfg.images.maxConcurrentDownloads,
         registryRetries: cfg.registry.retries,
         userAgent: `skiff/${skiffVersion()}`,
+        gcAtOpen: false,
       });
       this.images = images;
       const cgroups = await hostCgroupLayout();
@@ -65,6 +66,8 @@ export class Daemon {
         cgroups,
       });
       this.pods = pods;
+      // Only now does image GC know which snapshots running containers still have mounted.
+      await images.gc();
       this.server = createCriServer({
         images,
         pods,

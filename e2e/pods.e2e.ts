@@ -168,8 +168,16 @@ describe('pods and containers', () => {
     const t0 = Date.now();
     await assert.rejects(d.client.execSync({ container_id: id, cmd: ['sh', '-c', 'sleep 30 & sleep 31'], timeout: '1' }), (e: ServiceError) => e.code === GrpcStatus.DEADLINE_EXCEEDED);
     assert.ok(Date.now() - t0 < 5000);
+    // A command that leaves a background child holding its stdout returns when it exits, with its
+    // output and code, not when the child is done — and that is not a timeout.
+    const t1 = Date.now();
+    const bg = await d.client.execSync({ container_id: id, cmd: ['sh', '-c', 'sleep 20 & echo hi'], timeout: '5' });
+    assert.equal(Buffer.from(bg.stdout).toString(), 'hi\n');
+    assert.equal(bg.exit_code, 0);
+    assert.ok(Date.now() - t1 < 4000, `returned after ${Date.now() - t1} ms`);
     const ps = await d.client.execSync({ container_id: id, cmd: ['busybox', 'ps', '-o', 'args'], timeout: '5' });
     assert.doesNotMatch(Buffer.from(ps.stdout).toString(), /sleep 3[01]/);
+    await d.client.execSync({ container_id: id, cmd: ['busybox', 'pkill', 'sleep 20'], timeout: '5' }).catch(() => undefined);
     await d.client.removePodSandbox({ pod_sandbox_id: podId });
   });
 
@@ -225,6 +233,37 @@ describe('pods and containers', () => {
     };
     assert.deepEqual(afterRestart, before);
     assert.ok((await readFile(join(logDir, 'ticker.log'), 'utf8')).length > logBefore, 'the container went on logging while skiffd was down');
+    await d.client.removePodSandbox({ pod_sandbox_id: podId });
+  });
+
+  test('a container whose monitor died can still be stopped and removed, and its pod too', async () => {
+    const pod = podConfig('orphaned', logDir);
+    const { pod_sandbox_id: podId } = await d.client.runPodSandbox({ config: pod });
+    const { container_id: id } = await d.client.createContainer({ pod_sandbox_id: podId, config: containerConfig('app', image, ['sleep', '3600']), sandbox_config: pod });
+    await d.client.startContainer({ container_id: id });
+    const info = JSON.parse((await d.client.containerStatus({ container_id: id, verbose: true })).info.info) as { pid: number; monitorPid: number };
+    // Both are processes this test made skiffd start, killed by pid.
+    process.kill(info.monitorPid, 'SIGKILL');
+    process.kill(info.pid, 'SIGKILL');
+    await d.client.stopContainer({ container_id: id, timeout: '1' });
+    const st = await d.client.containerStatus({ container_id: id });
+    assert.equal(st.status?.state, 'CONTAINER_EXITED');
+    assert.equal(st.status?.exit_code, 255);
+    assert.match(st.status?.message ?? '', /monitor died/);
+    await d.client.removePodSandbox({ pod_sandbox_id: podId });
+    await assert.rejects(d.client.containerStatus({ container_id: id }), (e: ServiceError) => e.code === GrpcStatus.NOT_FOUND);
+  });
+
+  test('an image removed while a container runs keeps the container files until the container goes', async () => {
+    const pod = podConfig('imagegone', logDir);
+    const tagged = (await pushImage(reg, 'busybox', 'doomed', { layers: [await busyboxLayer('gzip')], format: 'docker', config: { Env: ['DOOMED=1'] } })).ref;
+    await d.client.pullImage({ image: { image: tagged } });
+    const { pod_sandbox_id: podId } = await d.client.runPodSandbox({ config: pod });
+    const { container_id: id } = await d.client.createContainer({ pod_sandbox_id: podId, config: containerConfig('app', tagged, ['sleep', '3600']), sandbox_config: pod });
+    await d.client.startContainer({ container_id: id });
+    await d.client.removeImage({ image: { image: tagged } });
+    const ex = await d.client.execSync({ container_id: id, cmd: ['sh', '-c', 'echo still-here'], timeout: '5' });
+    assert.equal(Buffer.from(ex.stdout).toString(), 'still-here\n');
     await d.client.removePodSandbox({ pod_sandbox_id: podId });
   });
 });

@@ -76,11 +76,13 @@ export interface GcStores {
   snapshots: SnapshotStore;
   images: ImageStore;
   leases: Leases;
+  /** Snapshots mounted by containers (chainIDs): kept even when no image names them any more. */
+  inUse?: () => Iterable<string>;
 }
 
-function referenced(images: ImageStore): LeasedSet {
+function referenced(images: ImageStore, inUse: Iterable<string> = []): LeasedSet {
   const blobs = new Set<string>();
-  const snapshots = new Set<string>();
+  const snapshots = new Set<string>(inUse);
   for (const img of images.list()) {
     blobs.add(img.configDigest);
     blobs.add(img.manifestDigest);
@@ -103,7 +105,7 @@ export function collect(stores: GcStores, opts: { only?: LeasedSet; ingests?: bo
 
 async function sweep(stores: GcStores, opts: { only?: LeasedSet; ingests?: boolean }): Promise<GcResult> {
   const { content, snapshots, images, leases } = stores;
-  const refs = referenced(images);
+  const refs = referenced(images, stores.inUse?.());
   const blobCandidates = opts.only ? [...opts.only.blobs] : await content.list();
   const snapCandidates = opts.only ? [...opts.only.snapshots] : await snapshots.list();
   const result: GcResult = { blobs: 0, snapshots: 0, ingests: 0 };

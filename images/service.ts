@@ -31,6 +31,8 @@ export interface ImageServiceOptions {
   platform?: Platform;
   registryRetries?: number;
   userAgent?: string;
+  /** Sweep unreferenced content at open (default). The daemon defers it until pods have said which snapshots their containers use. */
+  gcAtOpen?: boolean;
 }
 
 export interface FsInfo {
@@ -91,12 +93,19 @@ export class ImageService {
     // from them; older ones are abandoned downloads.
     const expired = await svc.content.removeIngestsOlderThan(INGEST_MAX_AGE_MS);
     if (expired) log.info({ count: expired }, 'removed abandoned downloads');
-    await svc.gc();
+    if (opts.gcAtOpen !== false) await svc.gc();
     return svc;
   }
 
+  private snapshotUsers: () => Iterable<string> = () => [];
+
+  /** Tells GC which snapshots containers have mounted (pod/ calls this once at start). */
+  setSnapshotUsers(fn: () => Iterable<string>): void {
+    this.snapshotUsers = fn;
+  }
+
   private stores(): Parameters<typeof collect>[0] {
-    return { content: this.content, snapshots: this.snapshots, images: this.images, leases: this.leases };
+    return { content: this.content, snapshots: this.snapshots, images: this.images, leases: this.leases, inUse: () => this.snapshotUsers() };
   }
 
   async gc(opts: { ingests?: boolean } = {}): Promise<GcResult> {

@@ -121,6 +121,7 @@ export class Containers {
       imageName: config.image!.image,
       imageId: image.id,
       ...(image.repoDigests[0] ? { imageRepoDigest: image.repoDigests[0] } : {}),
+      snapshots: image.layers.map((l) => l.chainID),
       phase: 'creating',
       createdAt: nowNanos(),
       logPath,
@@ -176,11 +177,11 @@ export class Containers {
           runtimeArgv,
         }, async (monitorPid) => {
           const monitorStartTime = await processStartTime(monitorPid);
+          cleanup.add('stop monitor', () => stopMonitor(monitorPid, monitorStartTime));
           await ctx.containers.update(id, (r) => {
             r.monitorPid = monitorPid;
             if (monitorStartTime) r.monitorStartTime = monitorStartTime;
           });
-          cleanup.add('stop monitor', () => stopMonitor(monitorPid, monitorStartTime));
         });
       } catch (err) {
         const detail = (await readFile(p.runtimeLog, 'utf8').catch(() => '')).trim();
@@ -303,6 +304,15 @@ export class Containers {
         await this.onExit(rec.id, exit);
         return true;
       }
+      // No monitor left to write the exit file: once the container is gone too, its exit status
+      // is lost; record it as unknown (255, as containerd does) rather than wait forever.
+      if (!(await isSameProcess(rec.monitorPid, rec.monitorStartTime)) && !(await isSameProcess(rec.pid, rec.pidStartTime))) {
+        await this.onExit(rec.id, { exitCode: 255, signal: 0, exitedAt: nowNanos() });
+        await this.ctx.containers.update(rec.id, (r) => {
+          r.message = 'the container monitor died; exit status unknown';
+        });
+        return true;
+      }
       if (Date.now() > until) return false;
       await new Promise((r) => setTimeout(r, 10));
     }
@@ -323,6 +333,8 @@ export class Containers {
     await rm(this.ctx.layerDir(rec.id), { recursive: true, force: true });
     await this.ctx.containers.delete(rec.id);
     this.ctx.containerNames.release(rec.name, rec.id);
+    // The image may have been removed while this container ran: its snapshots are garbage now.
+    if (!this.ctx.images.images.get(rec.imageId)) await this.ctx.images.gc();
     this.ctx.emit({ type: 'CONTAINER_DELETED_EVENT', containerId: rec.id, sandboxId: rec.sandboxId, createdAt: nowNanos() });
     log.info({ container: rec.id }, 'container removed');
   }

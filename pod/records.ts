@@ -57,6 +57,8 @@ export interface ContainerRecord {
   imageName: string;
   imageId: string;
   imageRepoDigest?: string;
+  /** The image snapshots (chainIDs) the rootfs is mounted from: image GC must keep them. */
+  snapshots: string[];
   phase: ContainerPhase;
   createdAt: string;
   startedAt?: string;

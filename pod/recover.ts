@@ -46,10 +46,20 @@ export async function recover(ctx: PodContext, sandboxes: Sandboxes, containers:
   for (const s of ctx.sandboxes.list()) {
     if (s.phase === 'creating') {
       log.warn({ sandbox: s.id }, 'rolling back a sandbox whose creation was interrupted');
-      await sandboxes.tearDown(s).catch((err: unknown) => log.error({ sandbox: s.id, err }, 'rollback failed'));
-      await rm(s.dir, { recursive: true, force: true });
-      await ctx.sandboxes.delete(s.id);
-      rolledBack++;
+      try {
+        await sandboxes.tearDown(s);
+        await rm(s.dir, { recursive: true, force: true });
+        await ctx.sandboxes.delete(s.id);
+        rolledBack++;
+      } catch (err) {
+        // One stuck pod must never keep skiffd from starting: keep its record (NOTREADY) so a
+        // later RemovePodSandbox can finish the job, and say what is left.
+        log.error({ sandbox: s.id, err }, 'rollback of an interrupted sandbox failed; it stays NOTREADY');
+        await ctx.sandboxes.update(s.id, (r) => {
+          r.phase = 'notready';
+        });
+        ctx.sandboxNames.restore(s.name, s.id, s.fingerprint);
+      }
       continue;
     }
     ctx.sandboxNames.restore(s.name, s.id, s.fingerprint);

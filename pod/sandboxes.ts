@@ -154,6 +154,11 @@ export class Sandboxes {
     rec.pid = pid;
     rec.pidStartTime = start;
     cleanup.add('kill pause', () => this.killPause(rec));
+    // Recorded at once: a skiffd killed from here on finds the pause to stop.
+    await ctx.sandboxes.update(rec.id, (r) => {
+      r.pid = pid;
+      r.pidStartTime = start;
+    });
   }
 
   private async killPause(rec: SandboxRecord): Promise<void> {
@@ -168,10 +173,25 @@ export class Sandboxes {
 
   /** Releases what a stopped pod holds: pause, cgroup, shm, network namespace. Idempotent. */
   async tearDown(rec: SandboxRecord): Promise<void> {
-    await this.killPause(rec);
-    if (rec.cgroupPath) await removeCgroup(this.ctx.cgroups, rec.cgroupPath);
-    if (rec.shmPath) unmount(rec.shmPath);
-    if (rec.netnsPath) await runHelper(this.ctx.native.ns, ['netns-unpin', rec.netnsPath], `sandbox ${rec.id}: remove network namespace`);
+    // A record a crash left in "creating" may not carry the pause pid yet: the pid file does.
+    if (!rec.pid) {
+      const pid = Number((await readFile(join(rec.dir, 'pause.pid'), 'utf8').catch(() => '')).trim());
+      if (pid > 0) rec = { ...rec, pid, pidStartTime: await processStartTime(pid) };
+    }
+    // Every step runs even when one fails, so one stuck resource never keeps the others.
+    const failures: string[] = [];
+    const step = async (what: string, fn: () => Promise<unknown> | unknown): Promise<void> => {
+      try {
+        await fn();
+      } catch (err) {
+        failures.push(`${what}: ${(err as Error).message}`);
+      }
+    };
+    await step('kill pause', () => this.killPause(rec));
+    if (rec.cgroupPath) await step('remove cgroup', () => removeCgroup(this.ctx.cgroups, rec.cgroupPath!));
+    if (rec.shmPath) await step('unmount shm', () => unmount(rec.shmPath!));
+    if (rec.netnsPath) await step('remove netns', () => runHelper(this.ctx.native.ns, ['netns-unpin', rec.netnsPath!], 'netns-unpin'));
+    if (failures.length) throw new SkiffError('SKIFF_RUNTIME_FAILED', `sandbox ${rec.id}: ${failures.join('; ')}`);
   }
 
   /** The sandbox record with its live state. */

@@ -53,6 +53,8 @@ export class PodService {
 
   static async open(opts: PodServiceOptions): Promise<PodService> {
     const svc = new PodService(opts);
+    // Containers' snapshots stay while the containers do, whatever happens to their images.
+    opts.images.setSnapshotUsers(() => svc.ctx.containers.list().flatMap((c) => c.snapshots ?? []));
     svc.recovery = await recover(svc.ctx, svc.sandboxes, svc.containers);
     return svc;
   }

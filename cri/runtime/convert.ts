@@ -95,6 +95,6 @@ export function toContainerStatus(c: ContainerView): v1.ContainerStatus {
 
 export function containerInfo(c: ContainerRecord): Record<string, string> {
   return {
-    info: JSON.stringify({ pid: c.pid, sandboxID: c.sandboxId, bundle: c.bundle, stopSignal: c.stopSignal, config: c.config }),
+    info: JSON.stringify({ pid: c.pid, monitorPid: c.monitorPid, sandboxID: c.sandboxId, bundle: c.bundle, stopSignal: c.stopSignal, config: c.config }),
   };
 }

@@ -51,22 +51,20 @@ export async function startMonitor(
   }
   const sync = child.stdio[3] as Readable;
   const monitorPid = child.pid ?? 0;
+  // Listeners first, synchronously: a failed spawn (ENOENT, EAGAIN) is emitted on the next tick.
+  let timer: NodeJS.Timeout | undefined;
+  const answered = new Promise<string>((resolve, reject) => {
+    let buf = '';
+    timer = setTimeout(() => reject(new SkiffError('SKIFF_RUNTIME_FAILED', `container ${o.id}: monitor gave no answer in ${timeoutMs} ms`)), timeoutMs);
+    sync.on('data', (b: Buffer) => (buf += b.toString('utf8')));
+    sync.once('close', () => resolve(buf.trim()));
+    child.once('error', (e) => reject(new SkiffError('SKIFF_RUNTIME_FAILED', `container ${o.id}: cannot start monitor: ${e.message}`, { cause: e })));
+  });
+  answered.catch(() => undefined);
   try {
     // Recorded before waiting: a skiffd killed from here on finds the monitor and stops it.
-    await onSpawn(monitorPid);
-    const line = await new Promise<string>((resolve, reject) => {
-      let buf = '';
-      const timer = setTimeout(() => reject(new SkiffError('SKIFF_RUNTIME_FAILED', `container ${o.id}: monitor gave no answer in ${timeoutMs} ms`)), timeoutMs);
-      sync.on('data', (b: Buffer) => (buf += b.toString('utf8')));
-      sync.once('close', () => {
-        clearTimeout(timer);
-        resolve(buf.trim());
-      });
-      child.once('error', (e) => {
-        clearTimeout(timer);
-        reject(new SkiffError('SKIFF_RUNTIME_FAILED', `container ${o.id}: cannot start monitor: ${e.message}`, { cause: e }));
-      });
-    });
+    if (monitorPid) await onSpawn(monitorPid);
+    const line = await answered;
     let msg;
     try {
       msg = parseSyncLine(line);
@@ -79,6 +77,7 @@ export async function startMonitor(
     }
     return { pid: msg.pid, monitorPid };
   } finally {
+    if (timer) clearTimeout(timer);
     sync.destroy();
     child.unref();
   }

@@ -100,7 +100,7 @@ export class OciRuntime {
       const r = await this.run(['exec', '--process', processFile, '--pid-file', pidFile, id], {
         stdin: opts.stdin,
         maxOutput: EXEC_OUTPUT_MAX,
-        timeoutMs: opts.timeoutMs,
+        timeoutMs: Math.min(opts.timeoutMs, 2 ** 31 - 1),
         onTimeout: async () => {
           timedOut = true;
           const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
@@ -123,7 +123,7 @@ export class OciRuntime {
   /** Runs the runtime with `args`, collecting output; never rejects for a non-zero exit. */
   run(
     args: string[],
-    opts: { stdin?: Buffer; maxOutput?: number; timeoutMs?: number; onTimeout?: () => Promise<void> } = {},
+    opts: { stdin?: Buffer; maxOutput?: number; timeoutMs?: number; drainMs?: number; onTimeout?: () => Promise<void> } = {},
   ): Promise<RunResult> {
     const argv = this.argv(args);
     log.trace({ argv }, 'runtime');
@@ -143,8 +143,11 @@ export class OciRuntime {
         errLen += b.length;
       });
       let timer: NodeJS.Timeout | undefined;
+      let drain: NodeJS.Timeout | undefined;
+      let exited = false;
       if (opts.timeoutMs && opts.timeoutMs > 0) {
         timer = setTimeout(() => {
+          if (exited) return; // it finished in time; only its output is still draining
           void (opts.onTimeout ?? (async () => undefined))().finally(() => child.kill('SIGKILL'));
         }, opts.timeoutMs);
       }
@@ -152,8 +155,19 @@ export class OciRuntime {
         if (timer) clearTimeout(timer);
         reject(new SkiffError('SKIFF_RUNTIME_FAILED', `${this.handler.name}: cannot run ${argv[0]}: ${e.message}`, { cause: e }));
       });
+      // A background child of the command can hold its stdout open long after it exited: give
+      // the output a bounded drain after the exit (containerd's drain_exec_sync_io_timeout).
+      child.once('exit', () => {
+        exited = true;
+        if (timer) clearTimeout(timer);
+        drain = setTimeout(() => {
+          child.stdout.destroy();
+          child.stderr.destroy();
+        }, opts.drainMs ?? 1000);
+      });
       child.once('close', (code, signal) => {
         if (timer) clearTimeout(timer);
+        if (drain) clearTimeout(drain);
         resolve({ stdout: Buffer.concat(out), stderr: Buffer.concat(err), code, signal });
       });
       child.stdin.on('error', () => undefined);
