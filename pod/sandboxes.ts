@@ -180,7 +180,7 @@ export class Sandboxes {
     }
     // Every step runs even when one fails, so one stuck resource never keeps the others.
     const failures: string[] = [];
-    const step = async (what: string, fn: () => Promise<unknown> | unknown): Promise<void> => {
+    const step = async (what: string, fn: () => unknown): Promise<void> => {
       try {
         await fn();
       } catch (err) {
