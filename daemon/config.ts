@@ -130,7 +130,8 @@ export function applyToml(base: DaemonConfig, doc: Table, source: string): Daemo
   if (level !== undefined) cfg.logLevel = checkLevel(level, (why) => r.fail('log_level', why));
   const driver = r.string(doc, 'cgroup_driver');
   if (driver !== undefined) {
-    if (driver !== 'cgroupfs' && driver !== 'systemd') r.fail('cgroup_driver', `must be "cgroupfs" or "systemd", got "${driver}"`);
+    if (driver === 'systemd') r.fail('cgroup_driver', 'the systemd driver (slice names) is not implemented yet; use "cgroupfs" and run kubelet with --cgroup-driver=cgroupfs');
+    if (driver !== 'cgroupfs') r.fail('cgroup_driver', `must be "cgroupfs", got "${driver}"`);
     cfg.cgroupDriver = driver as 'cgroupfs' | 'systemd';
   }
   const images = r.table(doc, 'images');

@@ -187,6 +187,12 @@ describe('pods and containers', () => {
     await assert.rejects(d.client.runPodSandbox({ config: { ...pod, metadata: { ...pod.metadata!, name: '' } } }), (e: ServiceError) => e.code === GrpcStatus.INVALID_ARGUMENT);
     await assert.rejects(d.client.runPodSandbox({ config: { ...pod, metadata: { ...pod.metadata!, name: 'x'.repeat(300) } } }), (e: ServiceError) => e.code === GrpcStatus.INVALID_ARGUMENT);
     await assert.rejects(d.client.runPodSandbox({ config: pod, runtime_handler: 'kata' }), (e: ServiceError) => e.code === GrpcStatus.INVALID_ARGUMENT && /kata/.test(e.details));
+    const escape = { ...pod, linux: { cgroup_parent: '/../../../tmp/evil' } };
+    await assert.rejects(d.client.runPodSandbox({ config: escape }), (e: ServiceError) => e.code === GrpcStatus.INVALID_ARGUMENT && /cgroup_parent/.test(e.details));
+    const longName = { ...pod, metadata: { ...pod.metadata!, name: 'n'.repeat(70) }, hostname: '' };
+    await assert.rejects(d.client.runPodSandbox({ config: longName }), (e: ServiceError) => e.code === GrpcStatus.INVALID_ARGUMENT && /hostname/.test(e.details));
+    const dnsInjection = { ...pod, dns_config: { servers: [], searches: ['a\nnameserver 6.6.6.6'], options: [] } };
+    await assert.rejects(d.client.runPodSandbox({ config: dnsInjection }), (e: ServiceError) => e.code === GrpcStatus.INVALID_ARGUMENT);
     const { pod_sandbox_id: podId } = await d.client.runPodSandbox({ config: pod });
     await assert.rejects(
       d.client.createContainer({ pod_sandbox_id: podId, config: containerConfig('c', `${reg.host}/nope:1`, ['true']), sandbox_config: pod }),

@@ -30,7 +30,8 @@ export function resolvConf(dns: v1.DNSConfig__Output | null | undefined): string
 
 /** RFC 1123 hostname, as kubelet sends it (lowercase labels, at most 63 each, 253 in all). */
 export function validHostname(h: string): boolean {
-  return h.length > 0 && h.length <= 253 && h.split('.').every((l) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(l));
+  // sethostname(2) takes at most 64 bytes (HOST_NAME_MAX), far below DNS's 253.
+  return h.length > 0 && h.length <= 64 && h.split('.').every((l) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(l));
 }
 
 export interface SandboxFiles {

@@ -46,6 +46,28 @@ export function validateSandboxConfig(config: v1.PodSandboxConfig__Output | null
   if (config.hostname && !validHostname(config.hostname)) {
     throw new SkiffError('SKIFF_INVALID_ARGUMENT', `RunPodSandbox: hostname "${config.hostname}" is not a valid RFC 1123 hostname`);
   }
+  // Paths built from the request must stay where they belong.
+  const parent = config.linux?.cgroup_parent ?? '';
+  if (parent && (!parent.startsWith('/') || parent.split('/').some((c) => c === '..' || c === '.') || /[\0\n]/.test(parent))) {
+    throw new SkiffError('SKIFF_INVALID_ARGUMENT', `RunPodSandbox: linux.cgroup_parent "${parent}" must be an absolute cgroup path without "." or ".." components`);
+  }
+  if (config.log_directory && !config.log_directory.startsWith('/')) {
+    throw new SkiffError('SKIFF_INVALID_ARGUMENT', `RunPodSandbox: log_directory "${config.log_directory}" must be absolute`);
+  }
+  for (const field of ['searches', 'options'] as const) {
+    for (const v of config.dns_config?.[field] ?? []) {
+      if (/[\s]/.test(v) || v === '') throw new SkiffError('SKIFF_INVALID_ARGUMENT', `RunPodSandbox: dns_config.${field} entry ${JSON.stringify(v)} is empty or contains whitespace`);
+    }
+  }
+}
+
+/** The pod's hostname: its own, else its name (which must then be a valid hostname, 63 at most). */
+export function podHostname(config: v1.PodSandboxConfig__Output): string {
+  const h = config.hostname || config.metadata!.name;
+  if (!validHostname(h) || h.length > 64) {
+    throw new SkiffError('SKIFF_INVALID_ARGUMENT', `RunPodSandbox: "${h}" cannot be the pod's hostname (RFC 1123, at most 64 characters): set hostname`);
+  }
+  return h;
 }
 
 function nsOptions(config: v1.PodSandboxConfig__Output): { network: string; pid: string; ipc: string } {
@@ -71,7 +93,7 @@ export class Sandboxes {
     const ns = nsOptions(config);
     const hostNetwork = ns.network === 'NODE';
     const dir = this.ctx.sandboxDir(id);
-    const hostname = config.hostname || (hostNetwork ? (await readFile('/proc/sys/kernel/hostname', 'utf8')).trim() : config.metadata!.name);
+    const hostname = hostNetwork ? (await readFile('/proc/sys/kernel/hostname', 'utf8')).trim() : podHostname(config);
     const cgroupParent = config.linux?.cgroup_parent ?? '';
     const rec: SandboxRecord = {
       version: SANDBOX_RECORD_VERSION,
