@@ -84,10 +84,22 @@ export class Containers {
    * in containerd): sysctls, namespaces and the cgroup parent are the pod's, fixed when it ran.
    */
   async create(sandboxId: string, config: v1.ContainerConfig__Output | null, _sandboxConfig?: v1.PodSandboxConfig__Output | null): Promise<string> {
-    const sandbox = this.sandboxes.find(sandboxId);
-    if (!sandbox) throw new SkiffError('SKIFF_NOT_FOUND', `sandbox "${sandboxId}" not found`);
-    if (sandbox.phase !== 'ready') throw new SkiffError('SKIFF_FAILED_PRECONDITION', `sandbox ${sandbox.id} is not ready`);
+    const found = this.sandboxes.find(sandboxId);
+    if (!found) throw new SkiffError('SKIFF_NOT_FOUND', `sandbox "${sandboxId}" not found`);
     validateContainerConfig(config);
+    return this.ctx.sandboxLocks.read(found.id, async () => {
+      const sandbox = this.ctx.sandboxes.get(found.id);
+      if (!sandbox) throw new SkiffError('SKIFF_NOT_FOUND', `sandbox "${sandboxId}" not found`);
+      if (sandbox.phase !== 'ready') throw new SkiffError('SKIFF_FAILED_PRECONDITION', `sandbox ${sandbox.id} is not ready`);
+      // The container joins /proc/<pause>/ns/*: that pid must still be our pause, never a reused one.
+      if (!(await isSameProcess(sandbox.pid, sandbox.pidStartTime))) {
+        throw new SkiffError('SKIFF_FAILED_PRECONDITION', `sandbox ${sandbox.id}: its pause process is gone; stop and recreate the pod`);
+      }
+      return this.createChecked(sandbox, config);
+    });
+  }
+
+  private async createChecked(sandbox: SandboxRecord, config: v1.ContainerConfig__Output): Promise<string> {
     const image = this.ctx.images.resolve(config.image!.image);
     if (!image) throw new SkiffError('SKIFF_NOT_FOUND', `image "${config.image!.image}" not found: pull it first`);
     const name = containerName(config.metadata!, sandbox.config.metadata!);
@@ -249,7 +261,12 @@ export class Containers {
   }
 
   async start(idOrPrefix: string): Promise<void> {
-    const rec = this.mustFind(idOrPrefix);
+    const found = this.mustFind(idOrPrefix);
+    await this.ctx.sandboxLocks.read(found.sandboxId, () => this.startLocked(found.id));
+  }
+
+  private async startLocked(id: string): Promise<void> {
+    const rec = this.mustFind(id);
     if (rec.phase !== 'created') throw new SkiffError('SKIFF_FAILED_PRECONDITION', `container ${rec.id} is ${rec.phase}, not created`);
     const runtime = this.ctx.runtime(this.sandboxOf(rec)?.runtimeHandler ?? '');
     // Taken before the process is released: a container that exits at once must not appear to

@@ -9,6 +9,7 @@ import type { OciRuntime } from './runtime/oci.js';
 import type { CgroupLayout } from './runtime/cgroup-layout.js';
 import type { RecordStore } from './store/record-store.js';
 import type { NameRegistry } from './store/names.js';
+import { KeyedRWLock } from './store/rwlock.js';
 
 export interface NativeHelpers {
   ns: string;
@@ -26,6 +27,8 @@ export interface PodEvent {
 
 export class PodContext {
   readonly events = new EventEmitter();
+  /** Per sandbox: container create/start shared, pod stop/remove exclusive. */
+  readonly sandboxLocks = new KeyedRWLock();
 
   constructor(
     readonly rootDir: string,

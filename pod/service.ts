@@ -65,8 +65,14 @@ export class PodService {
 
   /** StopPodSandbox: every container killed, pause and pod resources released. Unknown: done. */
   async stopSandbox(idOrPrefix: string): Promise<void> {
-    const rec = this.sandboxes.find(idOrPrefix);
-    if (!rec || rec.phase === 'creating') return;
+    const found = this.sandboxes.find(idOrPrefix);
+    if (!found || found.phase === 'creating') return;
+    await this.ctx.sandboxLocks.write(found.id, () => this.stopLocked(found.id));
+  }
+
+  private async stopLocked(id: string): Promise<void> {
+    const rec = this.ctx.sandboxes.get(id);
+    if (!rec) return;
     for (const c of this.containers.list().filter((c) => c.sandboxId === rec.id)) await this.containers.stop(c.id, 0);
     await this.sandboxes.tearDown(rec);
     if (rec.phase !== 'notready') {
@@ -80,9 +86,15 @@ export class PodService {
 
   /** RemovePodSandbox: stops it if needed, removes its containers and everything else. Unknown: done. */
   async removeSandbox(idOrPrefix: string): Promise<void> {
-    const rec = this.sandboxes.find(idOrPrefix);
-    if (!rec || rec.phase === 'creating') return;
-    await this.stopSandbox(rec.id);
+    const found = this.sandboxes.find(idOrPrefix);
+    if (!found || found.phase === 'creating') return;
+    await this.ctx.sandboxLocks.write(found.id, () => this.removeLocked(found.id));
+  }
+
+  private async removeLocked(id: string): Promise<void> {
+    const rec = this.ctx.sandboxes.get(id);
+    if (!rec) return;
+    await this.stopLocked(rec.id);
     for (const c of this.ctx.containers.list().filter((c) => c.sandboxId === rec.id)) await this.containers.remove(c.id);
     await rm(rec.dir, { recursive: true, force: true });
     await this.ctx.sandboxes.delete(rec.id);
