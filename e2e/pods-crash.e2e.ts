@@ -4,54 +4,36 @@
 // restart nothing may be left: no record, mount, monitor, runtime container or bundle.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { chmod, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execFileSync } from 'node:child_process';
-import { startRegistry, type TestRegistry } from './harness/registry.js';
-import { pushImage } from './harness/push.js';
-import { busyboxLayer } from './harness/layer.js';
-import { TestDaemon } from './harness/daemon.js';
+import type { TestDaemon } from './harness/daemon.js';
+import { alive, startPodWorld, type PodWorld } from './harness/pod-world.js';
 
-const cgroupParent = `/skiff-e2e-${randomBytes(4).toString('hex')}`;
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 describe('a crash inside CreateContainer leaks nothing', () => {
-  let reg: TestRegistry;
+  let w: PodWorld;
   let d: TestDaemon;
   let dir: string;
   let image: string;
+  let cgroupParent: string;
 
   before(async () => {
-    reg = await startRegistry();
-    image = (await pushImage(reg, 'busybox', '1', { layers: [await busyboxLayer('gzip')], format: 'docker' })).ref;
-    dir = await mkdtemp(join(tmpdir(), 'skiff-e2e-slow-'));
-    const slow = join(dir, 'slow-runc');
-    await writeFile(slow, '#!/bin/sh\ncase " $* " in *" create "*) sleep 4 ;; esac\nexec /usr/bin/runc "$@"\n');
-    await chmod(slow, 0o755);
-    d = await TestDaemon.start({ toml: `[runtime.handlers.slow]\nkind = "runc"\npath = "${slow}"\n[registry]\ninsecure = ["${reg.host}"]\n` });
-    await d.client.pullImage({ image: { image } });
+    w = await startPodWorld({
+      toml: async (tmp) => {
+        const slow = join(tmp, 'slow-runc');
+        await writeFile(slow, '#!/bin/sh\ncase " $* " in *" create "*) sleep 4 ;; esac\nexec /usr/bin/runc "$@"\n');
+        await chmod(slow, 0o755);
+        return `[runtime.handlers.slow]\nkind = "runc"\npath = "${slow}"\n`;
+      },
+    });
+    ({ d, dir, image, cgroupParent } = w);
   });
 
   after(async () => {
-    if (d) {
-      for (const p of (await d.client.listPodSandbox({}).catch(() => ({ items: [] }))).items) await d.client.removePodSandbox({ pod_sandbox_id: p.id });
-      await d.cleanup();
-    }
-    await reg?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-    for (const ctl of await readdir('/sys/fs/cgroup')) await rmdir(join('/sys/fs/cgroup', ctl, cgroupParent)).catch(() => undefined);
+    await w?.close();
   });
 
   test('SIGKILL while the runtime creates; the restart rolls everything back', async () => {

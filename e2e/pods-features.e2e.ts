@@ -4,20 +4,19 @@
 // container events, and the skiff CLI driving a pod end to end.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type * as v1 from '../cri/gen/v1.js';
-import { startRegistry, type TestRegistry } from './harness/registry.js';
+import type { TestRegistry } from './harness/registry.js';
 import { pushImage } from './harness/push.js';
 import { busyboxLayer } from './harness/layer.js';
-import { TestDaemon } from './harness/daemon.js';
+import type { TestDaemon } from './harness/daemon.js';
+import { startPodWorld, type PodWorld } from './harness/pod-world.js';
 
-const cgroupParent = `/skiff-e2e-${randomBytes(4).toString('hex')}`;
+let cgroupParent = '';
 
 describe('container features', () => {
   let reg: TestRegistry;
@@ -49,22 +48,15 @@ describe('container features', () => {
     return { out: Buffer.from(r.stdout).toString(), err: Buffer.from(r.stderr).toString(), code: r.exit_code };
   }
 
+  let w: PodWorld;
   before(async () => {
-    reg = await startRegistry();
-    image = (await pushImage(reg, 'busybox', '1', { layers: [await busyboxLayer('gzip')], format: 'docker', config: { User: '' } })).ref;
-    dir = await mkdtemp(join(tmpdir(), 'skiff-e2e-feat-'));
-    d = await TestDaemon.start({ toml: `[registry]\ninsecure = ["${reg.host}"]\n` });
-    await d.client.pullImage({ image: { image } });
+    w = await startPodWorld();
+    ({ reg, d, image, dir } = w);
+    cgroupParent = w.cgroupParent;
   });
 
   after(async () => {
-    if (d) {
-      for (const p of (await d.client.listPodSandbox({}).catch(() => ({ items: [] }))).items) await d.client.removePodSandbox({ pod_sandbox_id: p.id });
-      await d.cleanup();
-    }
-    await reg?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-    for (const ctl of await readdir('/sys/fs/cgroup')) await rmdir(join('/sys/fs/cgroup', ctl, cgroupParent)).catch(() => undefined);
+    await w?.close();
   });
 
   test('two containers of a pod share net, ipc and uts; pid too in POD mode, not in CONTAINER mode', async () => {

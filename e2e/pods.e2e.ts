@@ -3,20 +3,18 @@
 // of skiffd in the middle. Every test cleans up its pods; the suite checks nothing is left.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, readdir, rmdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import type * as v1 from '../cri/gen/v1.js';
-import { startRegistry, type TestRegistry } from './harness/registry.js';
+import type { TestRegistry } from './harness/registry.js';
 import { pushImage } from './harness/push.js';
 import { busyboxLayer } from './harness/layer.js';
-import { TestDaemon } from './harness/daemon.js';
+import type { TestDaemon } from './harness/daemon.js';
+import { alive, startPodWorld, type PodWorld } from './harness/pod-world.js';
 
-const cgroupParent = `/skiff-e2e-${randomBytes(4).toString('hex')}`;
+let cgroupParent = '';
 
 function podConfig(name: string, logDir: string, extra: Partial<v1.PodSandboxConfig> = {}): v1.PodSandboxConfig {
   return {
@@ -43,46 +41,24 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms 
   }
 }
 
-/** A live process (a zombie is dead: it only waits for its parent to reap it). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
 const byId = <T extends { id: string }>(xs: T[]): T[] => [...xs].sort((a, b) => a.id.localeCompare(b.id));
 
 describe('pods and containers', () => {
+  let w: PodWorld;
   let reg: TestRegistry;
   let d: TestDaemon;
   let image: string;
   let logDir: string;
 
   before(async () => {
-    reg = await startRegistry();
-    const pushed = await pushImage(reg, 'busybox', '1', { layers: [await busyboxLayer('gzip')], format: 'docker' });
-    image = pushed.ref;
-    logDir = await mkdtemp(join(tmpdir(), 'skiff-e2e-logs-'));
-    d = await TestDaemon.start({ toml: `[registry]\ninsecure = ["${reg.host}"]\n` });
-    await d.client.pullImage({ image: { image } });
+    w = await startPodWorld();
+    ({ reg, d, image } = w);
+    logDir = w.dir;
+    cgroupParent = w.cgroupParent;
   });
 
   after(async () => {
-    if (d) {
-      for (const p of (await d.client.listPodSandbox({}).catch(() => ({ items: [] }))).items) await d.client.removePodSandbox({ pod_sandbox_id: p.id });
-      await d.cleanup();
-    }
-    await reg?.stop();
-    if (logDir) await rm(logDir, { recursive: true, force: true });
-    // The pods' own cgroups are gone with the pods; the parent the test chose is the test's to remove.
-    for (const ctl of await readdir('/sys/fs/cgroup')) {
-      await rmdir(join('/sys/fs/cgroup', ctl, cgroupParent)).catch((e: NodeJS.ErrnoException) => {
-        if (e.code !== 'ENOENT' && e.code !== 'ENOTDIR') throw e;
-      });
-    }
+    await w?.close();
   });
 
   for (const handler of ['crun', 'runc']) {
