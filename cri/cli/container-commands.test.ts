@@ -6,9 +6,9 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { main } from './main.js';
 import { startFakeCri, type FakeCri } from '../client/fake-server.js';
 import type * as v1 from '../gen/v1.js';
+import { runMain, writeFixture, type CliRun } from './cli-harness.test-helper.js';
 
 const POD = 'p'.repeat(64);
 const RUNNING = 'c0ffee0123456789abcdef0123456789abcdef0123456789abcdef0123456789';
@@ -154,22 +154,9 @@ beforeEach(() => {
   images = [{ id: BUSYBOX_ID, repo_tags: ['docker.io/library/busybox:1.36'], repo_digests: [], size: '1' }];
 });
 
-async function run(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(['-r', server.endpoint, ...argv], {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-    env: {},
-  });
-  return { code, stdout, stderr };
-}
+const run = (...argv: string[]): Promise<CliRun> => runMain(server.endpoint, argv);
 
-async function file(name: string, content: string): Promise<string> {
-  const path = join(workdir, name);
-  await writeFile(path, content);
-  return path;
-}
+const file = (name: string, content: string): Promise<string> => writeFixture(workdir, name, content);
 
 const podConfig = (): Promise<string> => file('pod.yaml', 'metadata: {name: web, namespace: default, uid: u-1}\n');
 const containerConfig = (image: string, extra = ''): Promise<string> =>

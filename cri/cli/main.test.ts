@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { main } from './main.js';
 import { startFakeCri, type FakeCri } from '../client/fake-server.js';
 import type * as v1 from '../gen/v1.js';
+import { runMain, type CliRun } from './cli-harness.test-helper.js';
 
 const BUSYBOX_ID = 'sha256:3f57d9401f8d42f986df300f0c69192fc41da28ccc8d797829467780db3dd741';
 const PAUSE_ID = `sha256:${'a'.repeat(64)}`;
@@ -94,16 +94,7 @@ after(async () => {
   await rm(workdir, { recursive: true, force: true });
 });
 
-async function run(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(['-r', server.endpoint, ...argv], {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-    env: {},
-  });
-  return { code, stdout, stderr };
-}
+const run = (...argv: string[]): Promise<CliRun> => runMain(server.endpoint, argv);
 
 void test('skiff version prints the fields as crictl does', async () => {
   const r = await run('version');

@@ -1,13 +1,13 @@
 // runp, stopp, rmp, pods and inspectp against a fake CRI server that records what it is sent.
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { main } from './main.js';
 import { startFakeCri, type FakeCri } from '../client/fake-server.js';
 import type * as v1 from '../gen/v1.js';
+import { runMain, writeFixture, type CliRun } from './cli-harness.test-helper.js';
 
 const POD_A = 'a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b2';
 const POD_B = 'b'.repeat(64);
@@ -94,22 +94,9 @@ beforeEach(() => {
   pods = podsFixture();
 });
 
-async function run(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(['-r', server.endpoint, ...argv], {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-    env: {},
-  });
-  return { code, stdout, stderr };
-}
+const run = (...argv: string[]): Promise<CliRun> => runMain(server.endpoint, argv);
 
-async function file(name: string, content: string): Promise<string> {
-  const path = join(workdir, name);
-  await writeFile(path, content);
-  return path;
-}
+const file = (name: string, content: string): Promise<string> => writeFixture(workdir, name, content);
 
 void test('skiff runp sends a YAML pod config in snake_case with --runtime and prints the pod id', async () => {
   const config = await file(
