@@ -17,6 +17,7 @@ import { isSameProcess, processStartTime } from './host.js';
 import { CONTAINER_RECORD_VERSION, nowNanos, type ContainerRecord, type SandboxRecord } from './records.js';
 import { mountRootfs, readInRoot, unmountRootfs } from './rootfs.js';
 import { startMonitor, stopMonitor } from './runtime/monitor.js';
+import type { OciRuntime } from './runtime/oci.js';
 import { reopenLog } from './runtime/monitor-ctl.js';
 import type { Sandboxes } from './sandboxes.js';
 import { buildContainerSpec, hostPathsToCreate, type ContainerSpecInput } from './spec/index.js';
@@ -268,7 +269,7 @@ export class Containers {
   private async startLocked(id: string): Promise<void> {
     const rec = this.mustFind(id);
     if (rec.phase !== 'created') throw new SkiffError('SKIFF_FAILED_PRECONDITION', `container ${rec.id} is ${rec.phase}, not created`);
-    const runtime = this.ctx.runtime(this.sandboxOf(rec)?.runtimeHandler ?? '');
+    const runtime = this.runtimeOf(rec);
     // Taken before the process is released: a container that exits at once must not appear to
     // have finished before it started.
     const startedAt = nowNanos();
@@ -298,7 +299,7 @@ export class Containers {
   async stop(idOrPrefix: string, timeoutSec: number): Promise<void> {
     const rec = this.find(idOrPrefix);
     if (!rec || rec.phase === 'exited' || rec.phase === 'creating') return;
-    const runtime = this.ctx.runtime(this.sandboxOf(rec)?.runtimeHandler ?? '');
+    const runtime = this.runtimeOf(rec);
     const exitFile = bundlePaths(rec.bundle).exitFile;
     if (rec.phase === 'created') {
       // Never started: the init waits in the runtime's create; kill it outright.
@@ -340,7 +341,7 @@ export class Containers {
     const rec = this.find(idOrPrefix);
     if (!rec) return;
     await this.stop(rec.id, 0);
-    const runtime = this.ctx.runtime(this.sandboxOf(rec)?.runtimeHandler ?? '');
+    const runtime = this.runtimeOf(rec);
     await runtime.delete(rec.id, { force: true });
     this.watchers.get(rec.id)?.();
     this.watchers.delete(rec.id);
@@ -422,7 +423,7 @@ export class Containers {
     const rec = this.mustFind(idOrPrefix);
     if (rec.phase !== 'running') throw new SkiffError('SKIFF_FAILED_PRECONDITION', `container ${rec.id} is not running`);
     if (cmd.length === 0) throw new SkiffError('SKIFF_INVALID_ARGUMENT', 'ExecSync: cmd must not be empty');
-    const runtime = this.ctx.runtime(this.sandboxOf(rec)?.runtimeHandler ?? '');
+    const runtime = this.runtimeOf(rec);
     const spec = JSON.parse(await readFile(bundlePaths(rec.bundle).config, 'utf8')) as { process: Record<string, unknown> };
     const proc = { ...spec.process, args: cmd, terminal: false };
     const r = await runtime.exec(rec.id, proc, { dir: rec.bundle, timeoutMs: timeoutSec > 0 ? timeoutSec * 1000 : 0 });
@@ -439,13 +440,9 @@ export class Containers {
   }
 
   find(idOrPrefix: string): ContainerRecord | undefined {
-    const exact = this.ctx.containers.get(idOrPrefix);
-    if (exact) return exact;
-    if (!/^[a-f0-9]{1,63}$/.test(idOrPrefix)) return undefined;
-    const matches = this.ctx.containers.list().filter((r) => r.id.startsWith(idOrPrefix));
-    if (matches.length > 1) throw new SkiffError('SKIFF_INVALID_ARGUMENT', `container id prefix "${idOrPrefix}" is ambiguous`);
-    return matches[0];
+    return this.ctx.containers.find(idOrPrefix);
   }
+
 
   mustFind(idOrPrefix: string): ContainerRecord {
     const rec = this.find(idOrPrefix);
@@ -457,8 +454,14 @@ export class Containers {
     return this.ctx.containers.list().filter((r) => r.phase !== 'creating');
   }
 
-  private sandboxOf(rec: ContainerRecord): SandboxRecord | undefined {
-    return this.ctx.sandboxes.get(rec.sandboxId);
+  /** The OCI runtime of the container's pod (its RuntimeClass handler). */
+  private runtimeOf(rec: ContainerRecord): OciRuntime {
+    return this.ctx.runtime(this.ctx.sandboxes.get(rec.sandboxId)?.runtimeHandler ?? '');
+  }
+
+  /** Live views of the containers of one sandbox. */
+  views(sandboxId: string): Promise<(ContainerRecord & { state: string })[]> {
+    return Promise.all(this.list().filter((c) => c.sandboxId === sandboxId).map((c) => this.view(c)));
   }
 }
 

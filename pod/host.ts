@@ -17,27 +17,31 @@ export function runHelper(binary: string, args: string[], what: string): Promise
   });
 }
 
-/** Field 22 of /proc/PID/stat (start time in clock ticks since boot), or undefined if gone. */
-export async function processStartTime(pid: number): Promise<string | undefined> {
+/** State (field 3) and start time (field 22, clock ticks since boot) of /proc/PID/stat, or undefined if gone. */
+async function readStat(pid: number): Promise<{ state: string; startTime: string } | undefined> {
+  let stat: string;
   try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // comm (field 2) may contain spaces and parentheses: split after the last ')'.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return rest[19]; // field 22 is the 20th after comm and state
+    stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   } catch (err) {
     if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ESRCH') return undefined;
     throw err;
   }
+  // comm (field 2) may contain spaces and parentheses: split after the last ')'.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { state: rest[0], startTime: rest[19] }; // field 22 is the 20th after comm
 }
 
-/** True when `pid` is alive and is the process that started at `startTime`. */
+/** Field 22 of /proc/PID/stat (start time in clock ticks since boot), or undefined if gone. */
+export async function processStartTime(pid: number): Promise<string | undefined> {
+  return (await readStat(pid))?.startTime;
+}
+
+/** True when `pid` is alive (not a zombie) and is the process that started at `startTime`. */
 export async function isSameProcess(pid: number | undefined, startTime: string | undefined): Promise<boolean> {
   if (!pid) return false;
-  const now = await processStartTime(pid);
-  if (now === undefined) return false;
-  const state = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  if (state.slice(state.lastIndexOf(')') + 2, state.lastIndexOf(')') + 3) === 'Z') return false;
-  return startTime === undefined || now === startTime;
+  const st = await readStat(pid);
+  if (!st || st.state === 'Z') return false;
+  return startTime === undefined || st.startTime === startTime;
 }
 
 /** Waits until `pid` (started at `startTime`) is gone or a zombie; false on timeout. */

@@ -228,13 +228,9 @@ export class Sandboxes {
 
   /** Finds a sandbox by full id or unique prefix (crictl passes short ids). */
   find(idOrPrefix: string): SandboxRecord | undefined {
-    const exact = this.ctx.sandboxes.get(idOrPrefix);
-    if (exact) return exact;
-    if (!/^[a-f0-9]{1,63}$/.test(idOrPrefix)) return undefined;
-    const matches = this.ctx.sandboxes.list().filter((r) => r.id.startsWith(idOrPrefix));
-    if (matches.length > 1) throw new SkiffError('SKIFF_INVALID_ARGUMENT', `sandbox id prefix "${idOrPrefix}" is ambiguous`);
-    return matches[0];
+    return this.ctx.sandboxes.find(idOrPrefix);
   }
+
 
   list(): SandboxRecord[] {
     return this.ctx.sandboxes.list().filter((r) => r.phase !== 'creating');

@@ -27,7 +27,7 @@ export function getContainerEvents(pods: PodService) {
           continue;
         }
         const sandbox = pods.sandboxes.get(ev.sandboxId);
-        const containers = await Promise.all(pods.containers.list().filter((c) => c.sandboxId === ev.sandboxId).map((c) => pods.containers.view(c)));
+        const containers = await pods.containers.views(ev.sandboxId);
         await send({
           container_id: ev.containerId,
           container_event_type: ev.type,

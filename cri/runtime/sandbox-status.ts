@@ -11,7 +11,7 @@ export function podSandboxStatus(pods: PodService) {
     const rec = pods.sandboxes.find(id);
     if (!rec || rec.phase === 'creating') throw new SkiffError('SKIFF_NOT_FOUND', `sandbox "${id}" not found`);
     const view = await pods.sandboxes.view(rec);
-    const containers = await Promise.all(pods.containers.list().filter((c) => c.sandboxId === rec.id).map((c) => pods.containers.view(c)));
+    const containers = await pods.containers.views(rec.id);
     return {
       status: toPodSandboxStatus(view),
       info: req.verbose ? { ...sandboxInfo(rec), containers: JSON.stringify(containers.map(containerInfo)) } : {},

@@ -91,3 +91,14 @@ test('load skips unreadable records and removes temp files of a crashed write', 
     assert.deepEqual(r.broken.sort(), [`${'c'.repeat(64)}.json`, `${'e'.repeat(64)}.json`]);
     assert.ok(!(await readdir(dir)).some((n) => n.endsWith('.tmp')));
   }));
+
+test('find takes a full id or a unique prefix; an ambiguous prefix is an error', () =>
+  withStore(async (s) => {
+    await s.create({ version: 1, id: 'ab' + 'c'.repeat(62), state: 'x', n: 0 });
+    await s.create({ version: 1, id: 'ab' + 'd'.repeat(62), state: 'y', n: 0 });
+    assert.equal(s.find('ab' + 'c'.repeat(62))?.state, 'x');
+    assert.equal(s.find('abd')?.state, 'y');
+    assert.equal(s.find('ffff'), undefined);
+    assert.equal(s.find('not-hex'), undefined);
+    assert.throws(() => s.find('ab'), /container id prefix "ab" is ambiguous/);
+  }));

@@ -54,6 +54,16 @@ export class RecordStore<T extends Versioned> {
     return r && structuredClone(r);
   }
 
+  /** By full id or a unique prefix of one (crictl passes short ids); an ambiguous prefix is an error. */
+  find(idOrPrefix: string): T | undefined {
+    const exact = this.get(idOrPrefix);
+    if (exact) return exact;
+    if (!/^[a-f0-9]{1,63}$/.test(idOrPrefix)) return undefined;
+    const matches = [...this.records.values()].filter((r) => r.id.startsWith(idOrPrefix));
+    if (matches.length > 1) throw new SkiffError('SKIFF_INVALID_ARGUMENT', `${this.kind} id prefix "${idOrPrefix}" is ambiguous`);
+    return matches[0] && structuredClone(matches[0]);
+  }
+
   has(id: string): boolean {
     return this.records.has(id);
   }
