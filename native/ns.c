@@ -6,9 +6,9 @@
  *
  *   skiff-ns netns-pin PATH
  *   skiff-ns netns-unpin PATH
- *   skiff-ns sandbox [--netns PATH | --host-net] [--ipc | --host-ipc] [--uts | --host-uts]
- *                    [--pid | --host-pid] [--hostname NAME] [--cgroup-procs FILE]...
- *                    [--pidfile FILE] [--pause PATH]
+ *   skiff-ns sandbox [--netns PATH | --new-netns PATH | --host-net] [--ipc | --host-ipc]
+ *                    [--uts | --host-uts] [--pid | --host-pid] [--pin-ipc PATH] [--pin-uts PATH]
+ *                    [--hostname NAME] [--cgroup-procs FILE]... [--pidfile FILE] [--pause PATH]
  *   skiff-ns runtime [--hide-mount PATH]... -- ARGV...
  *   skiff-ns -v
  *
@@ -44,9 +44,9 @@
 static const char usage_text[] =
     "usage: skiff-ns netns-pin PATH\n"
     "       skiff-ns netns-unpin PATH\n"
-    "       skiff-ns sandbox [--netns PATH|--host-net] [--ipc|--host-ipc] [--uts|--host-uts]\n"
-    "                        [--pid|--host-pid] [--hostname NAME] [--cgroup-procs FILE]...\n"
-    "                        [--pidfile FILE] [--pause PATH]\n"
+    "       skiff-ns sandbox [--netns PATH|--new-netns PATH|--host-net] [--ipc|--host-ipc]\n"
+    "                        [--uts|--host-uts] [--pid|--host-pid] [--pin-ipc PATH] [--pin-uts PATH]\n"
+    "                        [--hostname NAME] [--cgroup-procs FILE]... [--pidfile FILE] [--pause PATH]\n"
     "       skiff-ns runtime [--hide-mount PATH]... -- ARGV...\n"
     "       skiff-ns -v\n";
 
@@ -80,10 +80,11 @@ static int loopback_up(struct skiff_err *err) {
 }
 
 /*
- * Unshares this (short-lived) process into a new netns and bind-mounts it on `path`, so that the
- * namespace outlives us. The bind mount is made in the caller's mount namespace.
+ * Bind-mounts this process's namespace of `kind` ("net", "ipc", "uts") on `path`, a file it
+ * creates (an empty one a crash left is reused), so that the namespace outlives the process. The
+ * bind mount is made in the caller's mount namespace. On failure nothing is left at `path`.
  */
-static int netns_pin(const char *path, struct skiff_err *err) {
+static int pin_ns(const char *kind, const char *path, struct skiff_err *err) {
   struct statfs sfs;
   if (statfs(path, &sfs) == 0 && sfs.f_type == NSFS_MAGIC)
     return skiff_fail(err, EEXIST, "pin netns on %s: already a namespace", path);
@@ -108,16 +109,24 @@ static int netns_pin(const char *path, struct skiff_err *err) {
     return skiff_fail(err, errno, "create %s", path);
   }
 
-  int ret = 0;
+  char self[32];
+  snprintf(self, sizeof self, "/proc/self/ns/%s", kind);
+  if (mount(self, path, NULL, MS_BIND, NULL) < 0) {
+    skiff_fail(err, errno, "bind mount %s on %s", self, path);
+    if (created)
+      unlink(path);
+    return -1;
+  }
+  return 0;
+}
+
+/* Unshares this (short-lived) process into a new netns with `lo` up, and pins it on `path`. */
+static int netns_pin(const char *path, struct skiff_err *err) {
   if (unshare(CLONE_NEWNET) < 0)
-    ret = skiff_fail(err, errno, "unshare net");
-  else if (loopback_up(err) < 0)
-    ret = -1;
-  else if (mount("/proc/self/ns/net", path, NULL, MS_BIND, NULL) < 0)
-    ret = skiff_fail(err, errno, "bind mount /proc/self/ns/net on %s", path);
-  if (ret < 0 && created)
-    unlink(path);
-  return ret;
+    return skiff_fail(err, errno, "unshare net");
+  if (loopback_up(err) < 0)
+    return -1;
+  return pin_ns("net", path, err);
 }
 
 /* Unmounts every namespace pinned on `path`, then removes it. Idempotent. */
@@ -138,6 +147,8 @@ static int netns_unpin(const char *path, struct skiff_err *err) {
 
 struct sandbox_opts {
   const char *netns; /* NULL: the caller's (host) netns */
+  const char *new_netns; /* create a netns and pin it here */
+  const char *pin_ipc, *pin_uts; /* pin the new ipc/uts namespaces here */
   int new_ipc, new_uts, new_pid; /* -1 unset, 0 host, 1 new */
   const char *hostname;
   const char *cgroup_procs[MAX_LIST];
@@ -216,6 +227,8 @@ __attribute__((noreturn)) static void pause_child(const struct sandbox_opts *o, 
  * exit, so the pause process is re-parented and never the caller's child.
  */
 static int sandbox_start(const struct sandbox_opts *o, struct skiff_err *err) {
+  if (o->new_netns != NULL && netns_pin(o->new_netns, err) < 0)
+    return -1;
   if (o->netns != NULL) {
     cleanup_close int fd = SKIFF_RETRY(open(o->netns, O_RDONLY | O_CLOEXEC));
     if (fd < 0)
@@ -230,6 +243,10 @@ static int sandbox_start(const struct sandbox_opts *o, struct skiff_err *err) {
                       (flags & CLONE_NEWUTS) ? " uts" : "", (flags & CLONE_NEWPID) ? " pid" : "");
   if (o->hostname != NULL && sethostname(o->hostname, strlen(o->hostname)) < 0)
     return skiff_fail(err, errno, "sethostname %s", o->hostname);
+  if (o->pin_ipc != NULL && pin_ns("ipc", o->pin_ipc, err) < 0)
+    return -1;
+  if (o->pin_uts != NULL && pin_ns("uts", o->pin_uts, err) < 0)
+    return -1;
 
   int sync[2];
   if (pipe2(sync, O_CLOEXEC) < 0)
@@ -313,15 +330,23 @@ static int cmd_sandbox(int argc, char **argv) {
       ok = set_mode(&o.new_uts, a[2] != 'h');
     } else if (strcmp(a, "--pid") == 0 || strcmp(a, "--host-pid") == 0) {
       ok = set_mode(&o.new_pid, a[2] != 'h');
-    } else if (strcmp(a, "--netns") == 0 || strcmp(a, "--hostname") == 0 ||
-               strcmp(a, "--cgroup-procs") == 0 || strcmp(a, "--pidfile") == 0 ||
-               strcmp(a, "--pause") == 0) {
+    } else if (strcmp(a, "--netns") == 0 || strcmp(a, "--new-netns") == 0 ||
+               strcmp(a, "--pin-ipc") == 0 || strcmp(a, "--pin-uts") == 0 ||
+               strcmp(a, "--hostname") == 0 || strcmp(a, "--cgroup-procs") == 0 ||
+               strcmp(a, "--pidfile") == 0 || strcmp(a, "--pause") == 0) {
       if (val == NULL || val[0] == '\0')
         return usage("%s needs a value", a);
       i++;
-      if (strcmp(a, "--netns") == 0) {
-        ok = set_mode(&new_net, 1);
-        o.netns = val;
+      if (strcmp(a, "--netns") == 0 || strcmp(a, "--new-netns") == 0) {
+        ok = set_mode(&new_net, 1) && o.netns == NULL && o.new_netns == NULL;
+        if (strcmp(a, "--netns") == 0)
+          o.netns = val;
+        else
+          o.new_netns = val;
+      } else if (strcmp(a, "--pin-ipc") == 0) {
+        o.pin_ipc = val;
+      } else if (strcmp(a, "--pin-uts") == 0) {
+        o.pin_uts = val;
       } else if (strcmp(a, "--hostname") == 0) {
         o.hostname = val;
       } else if (strcmp(a, "--cgroup-procs") == 0) {
@@ -341,6 +366,10 @@ static int cmd_sandbox(int argc, char **argv) {
   }
   if (o.hostname != NULL && o.new_uts != 1)
     return usage("sandbox: --hostname needs --uts (it would rename the host)");
+  if (o.pin_ipc != NULL && o.new_ipc != 1)
+    return usage("sandbox: --pin-ipc needs --ipc (it would pin the host's)");
+  if (o.pin_uts != NULL && o.new_uts != 1)
+    return usage("sandbox: --pin-uts needs --uts (it would pin the host's)");
 
   struct skiff_err err = {0};
   if (o.pause == NULL) {
@@ -348,8 +377,15 @@ static int cmd_sandbox(int argc, char **argv) {
       goto fail;
     o.pause = pause_buf;
   }
-  if (sandbox_start(&o, &err) < 0)
+  if (sandbox_start(&o, &err) < 0) {
+    /* Leave nothing behind: the pins this run made (each on a path skiffd gave for this pod). */
+    struct skiff_err ignored = {0};
+    const char *pins[] = {o.new_netns, o.pin_ipc, o.pin_uts};
+    for (size_t i = 0; i < sizeof pins / sizeof pins[0]; i++)
+      if (pins[i] != NULL)
+        netns_unpin(pins[i], &ignored);
     goto fail;
+  }
   return 0;
 fail:
   skiff_err_print(PROG, &err);

@@ -182,6 +182,42 @@ async function rmdirRetry(path: string): Promise<void> {
   }
 }
 
+void test('sandbox --new-netns/--pin-ipc/--pin-uts pins the pod namespaces that outlive pause', async () => {
+  await withTempDir(async (dir) => {
+    const pins = { net: join(dir, 'netns'), ipc: join(dir, 'ipc'), uts: join(dir, 'uts') };
+    const pidfile = join(dir, 'pause.pid');
+    let pid = 0;
+    try {
+      await ok(nsBin, ['sandbox', '--new-netns', pins.net, '--ipc', '--uts', '--pid', '--hostname', 'pod-b', '--pin-ipc', pins.ipc, '--pin-uts', pins.uts, '--pidfile', pidfile]);
+      pid = Number((await readFile(pidfile, 'utf8')).trim());
+      for (const [ns, path] of Object.entries(pins)) {
+        assert.equal((await statfs(path)).type, NSFS_MAGIC, `${ns} pinned`);
+        assert.equal(await nsInode(`/proc/${pid}/ns/${ns}`), await nsInode(path), `pause is in the pinned ${ns}`);
+      }
+      assert.match(await ok('nsenter', [`--net=${pins.net}`, 'ip', '-o', 'link', 'show', 'lo']), /[<,]UP[,>]/, 'lo is up');
+      await killAndWait(pid, 'SIGTERM');
+      // The pod's namespaces live on without pause: a container joining them by path still can.
+      assert.equal((await ok('nsenter', [`--uts=${pins.uts}`, 'hostname'])).trim(), 'pod-b');
+    } finally {
+      if (pid) await killAndWait(pid);
+      for (const path of Object.values(pins)) await skiffNs('netns-unpin', path);
+    }
+    for (const path of Object.values(pins)) await assert.rejects(stat(path), { code: 'ENOENT' }, `${path} unpinned`);
+  });
+});
+
+void test('sandbox that fails after pinning removes its pins', async () => {
+  await withTempDir(async (dir) => {
+    const pins = { net: join(dir, 'netns'), ipc: join(dir, 'ipc'), uts: join(dir, 'uts') };
+    const pause = join(dir, 'no-such-pause');
+    const r = await skiffNs('sandbox', '--new-netns', pins.net, '--ipc', '--uts', '--pin-ipc', pins.ipc, '--pin-uts', pins.uts, '--pause', pause);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `skiff-ns: exec ${pause}: No such file or directory\n`);
+    for (const path of Object.values(pins)) await assert.rejects(stat(path), { code: 'ENOENT' }, `${path} left behind`);
+    assert.ok(!(await readFile('/proc/self/mountinfo', 'utf8')).includes(dir), 'no mount left under the test dir');
+  });
+});
+
 void test('sandbox with every namespace of the host runs pause in ours, without a hostname', async () => {
   await withTempDir(async (dir) => {
     const pidfile = join(dir, 'pause.pid');
@@ -225,8 +261,9 @@ void test('sandbox reports a step that failed in the pause child, through the sy
   });
 });
 
-void test('sandbox usage errors exit 2: --hostname without --uts, contradicting options', async () => {
-  for (const args of [['--hostname', 'x'], ['--ipc', '--host-ipc'], ['--netns'], ['--bogus']]) {
+void test('sandbox usage errors exit 2: --hostname or a pin without its namespace, contradicting options', async () => {
+  const cases = [['--hostname', 'x'], ['--ipc', '--host-ipc'], ['--netns'], ['--bogus'], ['--pin-ipc', '/x', '--host-ipc'], ['--pin-uts', '/x'], ['--netns', '/a', '--new-netns', '/b']];
+  for (const args of cases) {
     const r = await skiffNs('sandbox', ...args);
     assert.equal(r.code, 2, args.join(' '));
     assert.match(r.stderr, /^skiff-ns: .*\nusage: skiff-ns/);

@@ -8,6 +8,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type * as v1 from '../cri/gen/v1.js';
 import { SkiffError } from '../common/errors.js';
+import { failpoint } from '../common/failpoint.js';
 import { logger } from '../common/log.js';
 import type { ImageRecord } from '../images/image-store.js';
 import { Cleanup } from './cleanup.js';
@@ -162,7 +163,8 @@ export class Containers {
       // kubelet's hostPath volumes of type "" expect a missing directory to be made, as
       // containerd and CRI-O do.
       for (const dir of hostPathsToCreate(config, existsSync)) await mkdir(dir, { recursive: true, mode: 0o755 });
-      const spec = buildContainerSpec(this.specInput(rec, sandbox, config, sandboxConfig, image, p.rootfs, {
+      const targetPid = await this.targetPid(sandbox, config);
+      const spec = buildContainerSpec(this.specInput(rec, sandbox, config, sandboxConfig, image, p.rootfs, targetPid, {
         passwd: await readInRoot(p.rootfs, '/etc/passwd'),
         group: await readInRoot(p.rootfs, '/etc/group'),
       }));
@@ -189,24 +191,22 @@ export class Containers {
           stdinOnce: config.stdin_once,
           runtimeArgv,
         }, async (monitorPid) => {
+          // Not recorded yet: a restarted skiffd finds it by its --id (recover.ts findMonitors).
           const monitorStartTime = await processStartTime(monitorPid);
           cleanup.add('stop monitor', () => stopMonitor(monitorPid, monitorStartTime));
-          await ctx.containers.update(id, (r) => {
-            r.monitorPid = monitorPid;
-            if (monitorStartTime) r.monitorStartTime = monitorStartTime;
-          });
         });
       } catch (err) {
         const detail = (await readFile(p.runtimeLog, 'utf8').catch(() => '')).trim();
         const msg = lastRuntimeMessage(detail);
         throw msg ? new SkiffError('SKIFF_RUNTIME_FAILED', `container ${id}: ${runtime.handler.name} create: ${msg}`, { cause: err }) : err;
       }
-      const pidStartTime = await processStartTime(started.pid);
+      const [pidStartTime, monitorStartTime] = await Promise.all([processStartTime(started.pid), processStartTime(started.monitorPid)]);
       await ctx.containers.update(id, (r) => {
         r.phase = 'created';
         r.pid = started.pid;
         r.monitorPid = started.monitorPid;
         if (pidStartTime) r.pidStartTime = pidStartTime;
+        if (monitorStartTime) r.monitorStartTime = monitorStartTime;
       });
       cleanup.done();
       ctx.emit({ type: 'CONTAINER_CREATED_EVENT', containerId: id, sandboxId: sandbox.id, createdAt: nowNanos() });
@@ -226,6 +226,7 @@ export class Containers {
     sandboxConfig: v1.PodSandboxConfig__Output,
     image: ImageRecord,
     rootfs: string,
+    targetPid: number | undefined,
     imageFiles: { passwd?: string; group?: string },
   ): ContainerSpecInput {
     const o = sandbox.config.linux?.security_context?.namespace_options;
@@ -242,10 +243,13 @@ export class Containers {
         id: sandbox.id,
         pid: sandbox.pid!,
         ...(sandbox.netnsPath ? { netnsPath: sandbox.netnsPath } : {}),
+        ...(sandbox.ipcPath ? { ipcPath: sandbox.ipcPath } : {}),
+        ...(sandbox.utsPath ? { utsPath: sandbox.utsPath } : {}),
         hostNetwork: !sandbox.netnsPath,
         hostIPC: String(o?.ipc ?? 'POD') === 'NODE',
         hostPID: String(o?.pid ?? 'POD') === 'NODE',
         pidMode: String(config.linux?.security_context?.namespace_options?.pid ?? o?.pid ?? 'POD') as 'POD' | 'CONTAINER' | 'NODE' | 'TARGET',
+        ...(targetPid ? { targetPid } : {}),
         hostname: sandbox.hostname,
         files,
         ...(sandbox.shmPath ? { shmPath: sandbox.shmPath } : {}),
@@ -259,6 +263,19 @@ export class Containers {
       hostCapabilities: HOST_CAPABILITIES,
       ...(config.linux?.security_context?.privileged ? { privilegedDevices: hostDevices() } : {}),
     };
+  }
+
+  /**
+   * pid mode TARGET (ephemeral debug containers): the init pid of the target container, which must
+   * be a running container of the same pod. Undefined for other modes, or when it is not running
+   * (the spec builder then refuses with the target named).
+   */
+  private async targetPid(sandbox: SandboxRecord, config: v1.ContainerConfig__Output): Promise<number | undefined> {
+    const o = config.linux?.security_context?.namespace_options;
+    if (String(o?.pid ?? '') !== 'TARGET') return undefined;
+    const target = o?.target_id ? this.find(o.target_id) : undefined;
+    if (!target || target.sandboxId !== sandbox.id || target.phase !== 'running') return undefined;
+    return (await isSameProcess(target.pid, target.pidStartTime)) ? target.pid : undefined;
   }
 
   async start(idOrPrefix: string): Promise<void> {
@@ -285,6 +302,7 @@ export class Containers {
       });
       throw err;
     }
+    await failpoint('container-after-start');
     await this.ctx.containers.update(rec.id, (r) => {
       if (r.phase === 'created') r.phase = 'running';
       r.startedAt = startedAt;

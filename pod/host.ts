@@ -1,9 +1,10 @@
 // Small host facts and helpers for pods: running the native helpers, process start times (to
 // tell a live pid from a reused one), waiting for a process to go away, cgroup v1/v2 dirs.
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SkiffError, errnoCode } from '../common/errors.js';
+import { unmount } from '../native/sys.js';
 import type { CgroupLayout } from './runtime/cgroup-layout.js';
 
 /** Runs a native helper; its stderr line becomes the error message. */
@@ -102,4 +103,29 @@ export async function removeCgroup(layout: CgroupLayout, path: string): Promise<
       }
     }
   }
+}
+
+/** Removes a namespace pin (a bind mount of /proc/<pid>/ns/<kind> on a file). Idempotent. */
+export async function unpinNamespace(path: string): Promise<void> {
+  unmount(path);
+  await rm(path, { force: true });
+}
+
+/**
+ * Live skiff-monitor processes of one skiffd (their --exit-file lies under `bundlesDir`), by the
+ * container id on their command line (`--id ID`): how a restarted skiffd finds monitors that no
+ * record names (a crash between spawn and record). Another skiffd's monitors are never listed.
+ */
+export async function findMonitors(bundlesDir: string, procDir = '/proc'): Promise<Map<string, number>> {
+  const found = new Map<string, number>();
+  for (const name of await readdir(procDir).catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    const argv = (await readFile(join(procDir, name, 'cmdline'), 'utf8').catch(() => '')).split('\0');
+    if (!argv[0]?.endsWith('/skiff-monitor') && argv[0] !== 'skiff-monitor') continue;
+    const i = argv.indexOf('--id');
+    const id = i >= 0 ? argv[i + 1] : undefined;
+    const exitFile = argv[argv.indexOf('--exit-file') + 1] ?? '';
+    if (id && /^[a-f0-9]{64}$/.test(id) && exitFile.startsWith(join(bundlesDir, id) + '/')) found.set(id, Number(name));
+  }
+  return found;
 }

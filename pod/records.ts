@@ -34,6 +34,9 @@ export interface SandboxRecord {
   pidStartTime?: string;
   /** The pinned network namespace; absent for host networking. */
   netnsPath?: string;
+  /** The pinned ipc and uts namespaces (absent: the host's, or a record from before pins). */
+  ipcPath?: string;
+  utsPath?: string;
   /** Per-pod files: hostname, hosts, resolv.conf; and the pod's /dev/shm tmpfs. */
   dir: string;
   shmPath?: string;

@@ -6,13 +6,14 @@
 // - A container exit that happened while skiffd was down is in its exit file, written by the monitor.
 // - What is on disk under the state dir with no record (bundles, netns pins, sandbox dirs) is an
 //   orphan of a crash between "made" and "recorded", and is removed.
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { logger } from '../common/log.js';
 import type { Containers } from './containers.js';
 import { bundlePaths, socketDir } from './containers.js';
 import type { PodContext } from './context.js';
-import { runHelper } from './host.js';
+import { findMonitors, processStartTime, removeCgroup, unpinNamespace, waitGone } from './host.js';
+import { nowNanos, type ContainerRecord } from './records.js';
 import { stopMonitor } from './runtime/monitor.js';
 import { unmountRootfs } from './rootfs.js';
 import type { Sandboxes } from './sandboxes.js';
@@ -32,16 +33,26 @@ export async function recover(ctx: PodContext, sandboxes: Sandboxes, containers:
   await ctx.containers.load();
   let rolledBack = 0;
 
+  const monitors = await findMonitors(join(ctx.stateDir, 'containers'));
   for (const c of ctx.containers.list()) {
     if (c.phase === 'creating') {
       log.warn({ container: c.id }, 'rolling back a container whose creation was interrupted');
-      if (c.monitorPid) await stopMonitor(c.monitorPid, c.monitorStartTime);
-      await undoContainer(ctx, c.id, c.bundle, c.sandboxId);
+      const monitorPid = monitors.get(c.id);
+      if (monitorPid) await stopMonitor(monitorPid, await processStartTime(monitorPid));
+      await undoContainer(ctx, c.id, c.bundle, c.sandboxId, c.cgroupsPath);
       rolledBack++;
       continue;
     }
     ctx.containerNames.restore(c.name, c.id, c.fingerprint);
+    if (c.phase === 'created') await reconcileCreated(ctx, c);
     if (c.phase === 'created' || c.phase === 'running') containers.watch(c.id, bundlePaths(c.bundle).exitFile);
+  }
+  // A monitor whose container has no record (killed between its spawn and the record, or its
+  // record removed by hand) supervises nothing skiffd knows: stop it and what it runs.
+  for (const [id, pid] of monitors) {
+    if (ctx.containers.has(id)) continue;
+    log.warn({ container: id, pid }, 'stopping an orphaned monitor');
+    await stopMonitor(pid, await processStartTime(pid));
   }
   for (const s of ctx.sandboxes.list()) {
     if (s.phase === 'creating') {
@@ -70,13 +81,39 @@ export async function recover(ctx: PodContext, sandboxes: Sandboxes, containers:
   return report;
 }
 
-async function undoContainer(ctx: PodContext, id: string, bundle: string, sandboxId: string): Promise<void> {
+/**
+ * A container recorded "created" whose StartContainer was cut short after the runtime started it:
+ * the runtime's state says so, and the record catches up (started at the process's start time).
+ */
+async function reconcileCreated(ctx: PodContext, c: ContainerRecord): Promise<void> {
+  const handler = ctx.sandboxes.get(c.sandboxId)?.runtimeHandler ?? '';
+  const state = await ctx.runtime(handler).state(c.id).catch((err: unknown) => {
+    log.warn({ container: c.id, err }, 'runtime state during recovery failed');
+    return undefined;
+  });
+  if (state?.status !== 'running') return;
+  // The start removed the runtime's exec fifo: its state dir's mtime is the start, within the
+  // bounds of what the record knows.
+  const now = BigInt(nowNanos());
+  const changed = (await ctx.runtime(handler).stateChangedAt(c.id)) ?? now;
+  const startedAt = (changed < BigInt(c.createdAt) ? BigInt(c.createdAt) : changed > now ? now : changed).toString();
+  log.warn({ container: c.id }, 'container was started before skiffd went down; recording it running');
+  await ctx.containers.update(c.id, (r) => {
+    r.phase = 'running';
+    r.startedAt = startedAt;
+  });
+  c.phase = 'running';
+}
+
+async function undoContainer(ctx: PodContext, id: string, bundle: string, sandboxId: string, cgroupsPath: string): Promise<void> {
   const handler = ctx.sandboxes.get(sandboxId)?.runtimeHandler ?? '';
   try {
     await ctx.runtime(handler).delete(id, { force: true });
   } catch (err) {
     log.warn({ container: id, err }, 'runtime delete during rollback failed');
   }
+  // The runtime removes the cgroup it made; one it had not recorded yet would be left.
+  if (cgroupsPath) await removeCgroup(ctx.cgroups, cgroupsPath).catch((err: unknown) => log.warn({ container: id, err }, 'cannot remove the cgroup of a rolled-back container'));
   unmountRootfs(bundlePaths(bundle).rootfs);
   await rm(bundle, { recursive: true, force: true });
   await rm(socketDir(bundle), { recursive: true, force: true });
@@ -90,9 +127,14 @@ async function removeOrphans(ctx: PodContext): Promise<number> {
   for (const id of await readdir(join(ctx.stateDir, 'containers')).catch(() => [] as string[])) {
     if (known(id)) continue;
     log.warn({ container: id }, 'removing an orphaned bundle');
-    await ctx.runtime('').delete(id, { force: true }).catch(() => undefined);
-    unmountRootfs(bundlePaths(join(ctx.stateDir, 'containers', id)).rootfs);
-    await rm(join(ctx.stateDir, 'containers', id), { recursive: true, force: true });
+    const bundle = join(ctx.stateDir, 'containers', id);
+    for (const rt of ctx.runtimes.values()) await rt.delete(id, { force: true }).catch(() => undefined);
+    const cgroupsPath = await readFile(bundlePaths(bundle).config, 'utf8')
+      .then((t) => (JSON.parse(t) as { linux?: { cgroupsPath?: string } }).linux?.cgroupsPath ?? '')
+      .catch(() => '');
+    if (cgroupsPath.startsWith('/')) await removeCgroup(ctx.cgroups, cgroupsPath).catch((err: unknown) => log.warn({ container: id, err }, 'cannot remove an orphaned cgroup'));
+    unmountRootfs(bundlePaths(bundle).rootfs);
+    await rm(bundle, { recursive: true, force: true });
     await rm(ctx.layerDir(id), { recursive: true, force: true });
     n++;
   }
@@ -110,14 +152,31 @@ async function removeOrphans(ctx: PodContext): Promise<number> {
   for (const id of await readdir(join(ctx.stateDir, 'netns')).catch(() => [] as string[])) {
     if (known(id)) continue;
     log.warn({ sandbox: id }, 'removing an orphaned network namespace pin');
-    await runHelper(ctx.native.ns, ['netns-unpin', join(ctx.stateDir, 'netns', id)], 'unpin orphaned netns').catch(() => undefined);
+    await unpinNamespace(join(ctx.stateDir, 'netns', id)).catch((err: unknown) => log.error({ sandbox: id, err }, 'cannot unpin an orphaned netns'));
     n++;
   }
   for (const id of await readdir(join(ctx.stateDir, 'sandboxes')).catch(() => [] as string[])) {
     if (known(id)) continue;
-    unmount(join(ctx.stateDir, 'sandboxes', id, 'shm'));
-    await rm(join(ctx.stateDir, 'sandboxes', id), { recursive: true, force: true });
+    log.warn({ sandbox: id }, 'removing an orphaned sandbox dir');
+    const dir = join(ctx.stateDir, 'sandboxes', id);
+    await killOrphanPause(dir);
+    unmount(join(dir, 'shm'));
+    for (const pin of ['ipc.ns', 'uts.ns']) await unpinNamespace(join(dir, pin)).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
     n++;
   }
   return n;
+}
+
+/** The pause of a sandbox dir without a record, from its pause.pid, if that pid is still a skiff-pause. */
+async function killOrphanPause(dir: string): Promise<void> {
+  const pid = Number((await readFile(join(dir, 'pause.pid'), 'utf8').catch(() => '')).trim());
+  if (!(pid > 0) || (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim() !== 'skiff-pause') return;
+  const start = await processStartTime(pid);
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    return;
+  }
+  await waitGone(pid, start, 5000);
 }

@@ -6,11 +6,12 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as v1 from '../cri/gen/v1.js';
 import { SkiffError } from '../common/errors.js';
+import { failpoint } from '../common/failpoint.js';
 import { logger } from '../common/log.js';
 import { MS_NODEV, MS_NOEXEC, MS_NOSUID, mount, unmount } from '../native/sys.js';
 import { Cleanup } from './cleanup.js';
 import type { PodContext } from './context.js';
-import { createCgroup, isSameProcess, processStartTime, removeCgroup, runHelper, waitGone } from './host.js';
+import { createCgroup, isSameProcess, processStartTime, removeCgroup, runHelper, unpinNamespace, waitGone } from './host.js';
 import { SANDBOX_RECORD_VERSION, nowNanos, type SandboxRecord } from './records.js';
 import { validHostname, writeSandboxFiles } from './sandbox-files.js';
 import { fingerprint } from './store/names.js';
@@ -70,6 +71,11 @@ export function podHostname(config: v1.PodSandboxConfig__Output): string {
   return h;
 }
 
+/** The namespace pins a pod holds: network, ipc and uts (each absent when the pod uses the host's). */
+export function sandboxPins(rec: Pick<SandboxRecord, 'netnsPath' | 'ipcPath' | 'utsPath'>): string[] {
+  return [rec.netnsPath, rec.ipcPath, rec.utsPath].filter((p): p is string => !!p);
+}
+
 function nsOptions(config: v1.PodSandboxConfig__Output): { network: string; pid: string; ipc: string } {
   const o = config.linux?.security_context?.namespace_options;
   return { network: String(o?.network ?? 'POD'), pid: String(o?.pid ?? 'POD'), ipc: String(o?.ipc ?? 'POD') };
@@ -107,8 +113,8 @@ export class Sandboxes {
       dir,
       hostname,
       ips: [],
-      ...(hostNetwork ? {} : { netnsPath: this.ctx.netnsPath(id) }),
-      ...(ns.ipc === 'NODE' ? {} : { shmPath: join(dir, 'shm') }),
+      ...(hostNetwork ? {} : { netnsPath: this.ctx.netnsPath(id), utsPath: join(dir, 'uts.ns') }),
+      ...(ns.ipc === 'NODE' ? {} : { shmPath: join(dir, 'shm'), ipcPath: join(dir, 'ipc.ns') }),
       ...(cgroupParent ? { cgroupPath: join(cgroupParent, id) } : {}),
     };
     const cleanup = new Cleanup();
@@ -116,6 +122,8 @@ export class Sandboxes {
       await this.ctx.sandboxes.create(rec);
       cleanup.add('delete record', () => this.ctx.sandboxes.delete(id));
       await this.setUp(rec, ns, cleanup);
+      await failpoint('sandbox-before-ready');
+      // pid first known here: a crash before this write finds it in pause.pid (killPause).
       const ready = await this.ctx.sandboxes.update(id, (r) => {
         r.phase = 'ready';
         r.pid = rec.pid;
@@ -134,72 +142,80 @@ export class Sandboxes {
     }
   }
 
-  /** Everything a pod holds on the host; each step registers its undo in `cleanup`. */
+  /**
+   * Everything a pod holds on the host; each step registers its undo in `cleanup`. One skiff-ns
+   * run makes the namespaces, pins them and starts pause in them (joining the pod cgroup), while
+   * the pod's files and /dev/shm are made here at the same time.
+   */
   private async setUp(rec: SandboxRecord, ns: { network: string; pid: string; ipc: string }, cleanup: Cleanup): Promise<void> {
     const { ctx } = this;
     await mkdir(rec.dir, { recursive: true, mode: 0o711 });
     cleanup.add('remove sandbox dir', () => rm(rec.dir, { recursive: true, force: true }));
-    if (rec.netnsPath) {
-      await mkdir(join(ctx.stateDir, 'netns'), { recursive: true, mode: 0o711 });
-      cleanup.add('unpin netns', () => runHelper(ctx.native.ns, ['netns-unpin', rec.netnsPath!], 'unpin network namespace').then(() => undefined));
-      await runHelper(ctx.native.ns, ['netns-pin', rec.netnsPath], `sandbox ${rec.id}: create network namespace`);
-    }
-    await writeSandboxFiles(rec.dir, { hostname: rec.hostname, hostNetwork: !rec.netnsPath, dns: rec.config.dns_config });
-    if (rec.shmPath) {
-      await mkdir(rec.shmPath, { recursive: true, mode: 0o1777 });
-      mount('shm', rec.shmPath, 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${SHM_SIZE}`);
-      cleanup.add('unmount shm', () => unmount(rec.shmPath!));
-    }
+    if (rec.netnsPath) await mkdir(join(ctx.stateDir, 'netns'), { recursive: true, mode: 0o711 });
     const procs: string[] = [];
     if (rec.cgroupPath) {
-      procs.push(...(await createCgroup(ctx.cgroups, rec.cgroupPath)));
       cleanup.add('remove pause cgroup', () => removeCgroup(ctx.cgroups, rec.cgroupPath!));
+      procs.push(...(await createCgroup(ctx.cgroups, rec.cgroupPath)));
     }
+    const pins = sandboxPins(rec);
+    cleanup.add('unpin namespaces', () => pins.forEach(unpinNamespace));
     const pidFile = join(rec.dir, 'pause.pid');
+    cleanup.add('kill pause', () => this.killPause(rec));
     const args = [
       'sandbox',
-      ...(rec.netnsPath ? ['--netns', rec.netnsPath] : ['--host-net']),
-      ns.ipc === 'NODE' ? '--host-ipc' : '--ipc',
+      ...(rec.netnsPath ? ['--new-netns', rec.netnsPath] : ['--host-net']),
+      ...(ns.ipc === 'NODE' ? ['--host-ipc'] : ['--ipc', '--pin-ipc', rec.ipcPath!]),
       ns.pid === 'NODE' ? '--host-pid' : '--pid',
       // A pod on the node's network keeps the node's UTS namespace and hostname, as in kubelet.
-      ...(rec.netnsPath ? ['--uts', '--hostname', rec.hostname] : ['--host-uts']),
+      ...(rec.utsPath ? ['--uts', '--hostname', rec.hostname, '--pin-uts', rec.utsPath] : ['--host-uts']),
       ...procs.flatMap((p) => ['--cgroup-procs', p]),
       '--pidfile',
       pidFile,
       '--pause',
       ctx.native.pause,
     ];
-    await runHelper(ctx.native.ns, args, `sandbox ${rec.id}: start pause`);
+    const results = await Promise.allSettled([
+      runHelper(ctx.native.ns, args, `sandbox ${rec.id}: start pause`),
+      writeSandboxFiles(rec.dir, { hostname: rec.hostname, hostNetwork: !rec.netnsPath, dns: rec.config.dns_config }),
+      this.mountShm(rec, cleanup),
+    ]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     const pid = Number((await readFile(pidFile, 'utf8')).trim());
     const start = await processStartTime(pid);
     if (!pid || start === undefined) throw new SkiffError('SKIFF_RUNTIME_FAILED', `sandbox ${rec.id}: pause process ${pid} died at once`);
     rec.pid = pid;
     rec.pidStartTime = start;
-    cleanup.add('kill pause', () => this.killPause(rec));
-    // Recorded at once: a skiffd killed from here on finds the pause to stop.
-    await ctx.sandboxes.update(rec.id, (r) => {
-      r.pid = pid;
-      r.pidStartTime = start;
-    });
   }
 
+  private async mountShm(rec: SandboxRecord, cleanup: Cleanup): Promise<void> {
+    if (!rec.shmPath) return;
+    await mkdir(rec.shmPath, { recursive: true, mode: 0o1777 });
+    mount('shm', rec.shmPath, 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${SHM_SIZE}`);
+    cleanup.add('unmount shm', () => unmount(rec.shmPath!));
+  }
+
+  /** SIGKILLs the pause process; a record without its pid (a crash mid-create) has it in pause.pid. */
   private async killPause(rec: SandboxRecord): Promise<void> {
-    if (!(await isSameProcess(rec.pid, rec.pidStartTime))) return;
+    let { pid, pidStartTime } = rec;
+    if (!pid) {
+      pid = Number((await readFile(join(rec.dir, 'pause.pid'), 'utf8').catch(() => '')).trim());
+      if (!(pid > 0)) return;
+      // Only ever written by the skiff-ns run of this pod; still, a pid is only ours while it is pause.
+      if ((await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim() !== 'skiff-pause') return;
+      pidStartTime = await processStartTime(pid);
+    }
+    if (!(await isSameProcess(pid, pidStartTime))) return;
     try {
-      process.kill(rec.pid!, 'SIGKILL');
+      process.kill(pid, 'SIGKILL');
     } catch {
       return;
     }
-    if (!(await waitGone(rec.pid!, rec.pidStartTime, 5000))) log.warn({ sandbox: rec.id, pid: rec.pid }, 'pause did not exit after SIGKILL');
+    if (!(await waitGone(pid, pidStartTime, 5000))) log.warn({ sandbox: rec.id, pid }, 'pause did not exit after SIGKILL');
   }
 
-  /** Releases what a stopped pod holds: pause, cgroup, shm, network namespace. Idempotent. */
+  /** Releases what a stopped pod holds: pause, cgroup, shm, namespace pins. Idempotent. */
   async tearDown(rec: SandboxRecord): Promise<void> {
-    // A record a crash left in "creating" may not carry the pause pid yet: the pid file does.
-    if (!rec.pid) {
-      const pid = Number((await readFile(join(rec.dir, 'pause.pid'), 'utf8').catch(() => '')).trim());
-      if (pid > 0) rec = { ...rec, pid, pidStartTime: await processStartTime(pid) };
-    }
     // Every step runs even when one fails, so one stuck resource never keeps the others.
     const failures: string[] = [];
     const step = async (what: string, fn: () => unknown): Promise<void> => {
@@ -212,7 +228,7 @@ export class Sandboxes {
     await step('kill pause', () => this.killPause(rec));
     if (rec.cgroupPath) await step('remove cgroup', () => removeCgroup(this.ctx.cgroups, rec.cgroupPath!));
     if (rec.shmPath) await step('unmount shm', () => unmount(rec.shmPath!));
-    if (rec.netnsPath) await step('remove netns', () => runHelper(this.ctx.native.ns, ['netns-unpin', rec.netnsPath!], 'netns-unpin'));
+    for (const pin of sandboxPins(rec)) await step(`unpin ${pin}`, () => unpinNamespace(pin));
     if (failures.length) throw new SkiffError('SKIFF_RUNTIME_FAILED', `sandbox ${rec.id}: ${failures.join('; ')}`);
   }
 

@@ -40,6 +40,18 @@ const rows: { name: string; o: FixtureOptions; want: object[] }[] = [
     want: [{ type: 'pid' }, { type: 'network', path: p('net') }, { type: 'ipc', path: p('ipc') }, { type: 'uts', path: p('uts') }, { type: 'mount' }, { type: 'cgroup' }],
   },
   {
+    name: 'pinned ipc and uts namespaces are joined by their pins, not through the pause pid',
+    o: { sandbox: { ipcPath: '/run/skiff/sandboxes/pod1/ipc.ns', utsPath: '/run/skiff/sandboxes/pod1/uts.ns' } },
+    want: [
+      { type: 'pid' },
+      { type: 'network', path: '/run/skiff/netns/pod1' },
+      { type: 'ipc', path: '/run/skiff/sandboxes/pod1/ipc.ns' },
+      { type: 'uts', path: '/run/skiff/sandboxes/pod1/uts.ns' },
+      { type: 'mount' },
+      { type: 'cgroup' },
+    ],
+  },
+  {
     name: 'cgroup v1: no cgroup ns',
     o: { cgroupV2: false },
     want: [{ type: 'pid' }, { type: 'network', path: '/run/skiff/netns/pod1' }, { type: 'ipc', path: p('ipc') }, { type: 'uts', path: p('uts') }, { type: 'mount' }],

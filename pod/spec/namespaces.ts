@@ -7,7 +7,8 @@ import { invalid, isPrivileged, type SpecOption } from './option.js';
 export const nsPath = (pid: number, ns: 'net' | 'ipc' | 'uts' | 'pid'): string => `/proc/${pid}/ns/${ns}`;
 
 /**
- * network: the pinned netns (none = host); ipc and uts: the pause process's (none for host IPC);
+ * network: the pinned netns (none = host); ipc and uts: the pinned ones, else the pause
+ * process's (none for host IPC);
  * pid: POD the pause's, CONTAINER a new one, NODE the host's, TARGET the target container's;
  * mount: new; cgroup: new on cgroup v2 unless privileged (containerd, for nested tooling).
  */
@@ -32,8 +33,8 @@ export const withNamespaces: SpecOption = (spec, input) => {
       break;
   }
   if (!sb.hostNetwork) namespaces.push({ type: 'network', path: sb.netnsPath ?? nsPath(sb.pid, 'net') });
-  if (!sb.hostIPC) namespaces.push({ type: 'ipc', path: nsPath(sb.pid, 'ipc') });
-  namespaces.push({ type: 'uts', path: nsPath(sb.pid, 'uts') });
+  if (!sb.hostIPC) namespaces.push({ type: 'ipc', path: sb.ipcPath ?? nsPath(sb.pid, 'ipc') });
+  namespaces.push({ type: 'uts', path: sb.utsPath ?? nsPath(sb.pid, 'uts') });
   namespaces.push({ type: 'mount' });
   if (input.cgroupV2 && !isPrivileged(input)) namespaces.push({ type: 'cgroup' });
   spec.linux.namespaces = namespaces;

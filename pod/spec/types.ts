@@ -33,6 +33,9 @@ export interface SandboxInfo {
   pid: number;
   /** The pinned network namespace; undefined for host network. */
   netnsPath?: string;
+  /** The pinned ipc and uts namespaces; undefined: the pause process's (/proc/<pid>/ns/*). */
+  ipcPath?: string;
+  utsPath?: string;
   hostNetwork: boolean;
   hostIPC: boolean;
   /** Informational: the pid namespace follows pidMode (NODE is the host's). */
