@@ -80,14 +80,14 @@ export class TestDaemon {
     return d;
   }
 
-  /** Starts (or restarts) the daemon process and waits until it answers Version. */
-  async launch(): Promise<void> {
+  /** Starts (or restarts) the daemon process, with `extraEnv` this time only, and waits until it answers Version. */
+  async launch(extraEnv: NodeJS.ProcessEnv = {}): Promise<void> {
     const skiffd = [process.execPath, SKIFFD, '--config', this.configFile];
     const script = 'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && exec "$@"';
     const [cmd, ...args] = this.opts.privateResolver
       ? ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', join(this.dir, 'resolv.conf'), join(this.dir, 'hosts'), ...skiffd]
       : skiffd;
-    this.child = await spawnLogged(cmd, args, this.logFile, { ...process.env, ...this.opts.env });
+    this.child = await spawnLogged(cmd, args, this.logFile, { ...process.env, ...this.opts.env, ...extraEnv });
     const child = this.child;
     try {
       await waitUntil('skiffd', async () => (await this.client.version({}, { timeoutMs: 500 })).runtime_name === 'skiff', {

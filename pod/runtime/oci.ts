@@ -3,7 +3,7 @@
 // not skiffd, must be the parent of the container). A RuntimeClass handler maps to one of these.
 // On cgroup v1 hybrid hosts crun runs through `skiff-ns runtime --hide-mount ...` (see hybrid.ts).
 import { spawn } from 'node:child_process';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SkiffError } from '../../common/errors.js';
 import { logger } from '../../common/log.js';
@@ -84,6 +84,16 @@ export class OciRuntime {
     }
     const s = JSON.parse(r.stdout.toString('utf8')) as { status?: string; pid?: number };
     return { status: s.status ?? 'unknown', pid: s.pid ?? 0 };
+  }
+
+  /**
+   * When the runtime last changed its state dir of the container, in ns since the epoch: `start`
+   * removes the exec fifo there (crun and runc both), so for a started container this is when it
+   * was started. Undefined when the runtime has no such dir.
+   */
+  async stateChangedAt(id: string): Promise<bigint | undefined> {
+    const st = await stat(join(this.handler.root, id), { bigint: true }).catch(() => undefined);
+    return st?.mtimeNs;
   }
 
   /**
