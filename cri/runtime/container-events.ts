@@ -33,7 +33,7 @@ export function getContainerEvents(pods: PodService) {
           container_event_type: ev.type,
           created_at: ev.createdAt,
           pod_sandbox_status: sandbox ? toPodSandboxStatus(await pods.sandboxes.view(sandbox)) : null,
-          containers_statuses: containers.map(toContainerStatus),
+          containers_statuses: containers.map((c) => toContainerStatus(c, pods.ctx.images.images.get(c.imageId))),
         });
       }
     } finally {

@@ -8,6 +8,6 @@ export function containerStatus(pods: PodService) {
   return async (req: v1.ContainerStatusRequest__Output): Promise<v1.ContainerStatusResponse> => {
     const rec = pods.containers.mustFind(requireId(req.container_id, 'ContainerStatus', 'container_id'));
     const view = await pods.containers.view(rec);
-    return { status: toContainerStatus(view), info: req.verbose ? containerInfo(view) : {} };
+    return { status: toContainerStatus(view, pods.ctx.images.images.get(view.imageId)), info: req.verbose ? containerInfo(view) : {} };
   };
 }

@@ -70,7 +70,17 @@ export function toContainer(c: ContainerView): v1.Container {
   };
 }
 
-export function toContainerStatus(c: ContainerView): v1.ContainerStatus {
+/** What ContainerStatus reports of the container's image while the image is still present. */
+export interface ImageNames {
+  repoTags: string[];
+  repoDigests: string[];
+}
+
+/**
+ * ContainerStatus. As containerd does, the image is reported by its first repo tag and image_ref
+ * by its first repo digest while the image is present; else as the container was created from.
+ */
+export function toContainerStatus(c: ContainerView, image?: ImageNames): v1.ContainerStatus {
   const exited = c.state === 'CONTAINER_EXITED';
   return {
     id: c.id,
@@ -80,8 +90,8 @@ export function toContainerStatus(c: ContainerView): v1.ContainerStatus {
     started_at: c.startedAt ?? '0',
     finished_at: exited ? (c.finishedAt ?? '0') : '0',
     exit_code: exited ? (c.exitCode ?? 0) : 0,
-    image: { image: c.imageName, annotations: c.config.image?.annotations ?? {} },
-    image_ref: c.imageRepoDigest ?? c.imageId,
+    image: { image: image?.repoTags[0] ?? c.imageName, annotations: c.config.image?.annotations ?? {} },
+    image_ref: image?.repoDigests[0] ?? c.imageRepoDigest ?? c.imageId,
     image_id: c.imageId,
     reason: exited ? (c.reason ?? '') : '',
     message: c.message ?? '',

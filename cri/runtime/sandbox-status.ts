@@ -15,7 +15,7 @@ export function podSandboxStatus(pods: PodService) {
     return {
       status: toPodSandboxStatus(view),
       info: req.verbose ? { ...sandboxInfo(rec), containers: JSON.stringify(containers.map(containerInfo)) } : {},
-      containers_statuses: containers.map(toContainerStatus),
+      containers_statuses: containers.map((c) => toContainerStatus(c, pods.ctx.images.images.get(c.imageId))),
       timestamp: String(BigInt(Date.now()) * 1_000_000n),
     };
   };
