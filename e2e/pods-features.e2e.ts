@@ -83,6 +83,23 @@ describe('container features', () => {
     }
   });
 
+  test('pid TARGET (ephemeral containers) joins the target container’s pid namespace; a target not running is refused', async () => {
+    const cfg = pod('target', { linux: { cgroup_parent: cgroupParent, security_context: { namespace_options: { pid: 'CONTAINER' } } } });
+    const { pod_sandbox_id: podId } = await d.client.runPodSandbox({ config: cfg });
+    const app = await run(podId, cfg, 'app', ['sleep', '3600']);
+    const debug = await run(podId, cfg, 'debug', ['sleep', '3601'], { linux: { security_context: { namespace_options: { pid: 'TARGET', target_id: app } } } });
+    const pidns = async (id: string): Promise<string> => (await sh(id, 'busybox readlink /proc/self/ns/pid')).out.trim();
+    assert.equal(await pidns(debug), await pidns(app));
+    // The debug container sees the app's PID 1.
+    assert.equal((await sh(debug, 'tr "\\0" " " < /proc/1/cmdline')).out.trim(), 'sleep 3600');
+    await d.client.stopContainer({ container_id: app, timeout: '0' });
+    await assert.rejects(
+      run(podId, cfg, 'debug2', ['true'], { linux: { security_context: { namespace_options: { pid: 'TARGET', target_id: app } } } }),
+      (err: Error & { code?: number }) => err.code === 3 && /target container "[a-f0-9]+" for the pid namespace is not running/.test(err.message),
+    );
+    await d.client.removePodSandbox({ pod_sandbox_id: podId });
+  });
+
   test('users: run_as_user/group, image user names, supplemental groups', async () => {
     const cfg = pod('users');
     const { pod_sandbox_id: podId } = await d.client.runPodSandbox({ config: cfg });
@@ -127,6 +144,26 @@ describe('container features', () => {
     } finally {
       execFileSync('umount', ['-R', shared]);
     }
+  });
+
+  test('tty: the container gets a terminal and its output is logged as stdout; stdin: an open pipe, else /dev/null', async () => {
+    const cfg = pod('tty');
+    const { pod_sandbox_id: podId } = await d.client.runPodSandbox({ config: cfg });
+    const tty = await run(podId, cfg, 'tty', ['sh', '-c', 'tty; [ -t 1 ] && echo is-a-tty; sleep 3600'], { tty: true });
+    // stdin true: cat waits on a pipe nobody writes to yet; stdin false: cat reads /dev/null and ends.
+    const open = await run(podId, cfg, 'stdin', ['cat'], { stdin: true });
+    const closed = await run(podId, cfg, 'nostdin', ['cat']);
+    const log = async (): Promise<string> => readFile(join(dir, 'tty', 'tty.log'), 'utf8').catch(() => '');
+    for (let i = 0; i < 100 && !(await log()).includes('is-a-tty'); i++) await sleep(20);
+    const lines = (await log()).split('\n').filter(Boolean);
+    assert.match(lines[0] ?? '', /^\S+ stdout F \/dev\/pts\/\d+\r?$/, 'tty(1) names a pty, logged as stdout');
+    assert.match(lines[1] ?? '', /^\S+ stdout F is-a-tty\r?$/);
+    for (let i = 0; i < 100 && (await d.client.containerStatus({ container_id: closed })).status?.state !== 'CONTAINER_EXITED'; i++) await sleep(20);
+    const st = (await d.client.containerStatus({ container_id: closed })).status!;
+    assert.deepEqual([st.state, st.exit_code], ['CONTAINER_EXITED', 0], 'cat without stdin reads EOF at once');
+    assert.equal((await d.client.containerStatus({ container_id: open })).status?.state, 'CONTAINER_RUNNING', 'cat with stdin waits for input');
+    assert.equal((await d.client.containerStatus({ container_id: tty })).status?.state, 'CONTAINER_RUNNING');
+    await d.client.removePodSandbox({ pod_sandbox_id: podId });
   });
 
   test('a line longer than 16 KiB is logged as P records and a final F record', async () => {
