@@ -9,6 +9,7 @@
  *   skiff-ns sandbox [--netns PATH | --new-netns PATH | --host-net] [--ipc | --host-ipc]
  *                    [--uts | --host-uts] [--pid | --host-pid] [--pin-ipc PATH] [--pin-uts PATH]
  *                    [--hostname NAME] [--cgroup-procs FILE]... [--pidfile FILE] [--pause PATH]
+ *                    [--pause-log FILE]
  *   skiff-ns runtime [--hide-mount PATH]... -- ARGV...
  *   skiff-ns -v
  *
@@ -47,6 +48,7 @@ static const char usage_text[] =
     "       skiff-ns sandbox [--netns PATH|--new-netns PATH|--host-net] [--ipc|--host-ipc]\n"
     "                        [--uts|--host-uts] [--pid|--host-pid] [--pin-ipc PATH] [--pin-uts PATH]\n"
     "                        [--hostname NAME] [--cgroup-procs FILE]... [--pidfile FILE] [--pause PATH]\n"
+    "                        [--pause-log FILE]\n"
     "       skiff-ns runtime [--hide-mount PATH]... -- ARGV...\n"
     "       skiff-ns -v\n";
 
@@ -155,6 +157,7 @@ struct sandbox_opts {
   size_t n_cgroup_procs;
   const char *pidfile;
   const char *pause;
+  const char *pause_log; /* pause's stderr; NULL: /dev/null */
 };
 
 /* Marks every descriptor above stderr close-on-exec (the sync pipe must live until the exec). */
@@ -177,14 +180,11 @@ static int pause_child_setup(const struct sandbox_opts *o, struct skiff_err *err
   if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
     return skiff_fail(err, errno, "sigprocmask");
 
-  /* "0" names the writing process itself, whatever pid namespace it is in. */
-  for (size_t i = 0; i < o->n_cgroup_procs; i++) {
-    cleanup_close int fd = SKIFF_RETRY(open(o->cgroup_procs[i], O_WRONLY | O_CLOEXEC));
-    if (fd < 0)
+  /* The cgroups are pause's to join (after its exec, without us waiting): here they are only
+   * checked, so that a wrong path still fails RunPodSandbox with its name. */
+  for (size_t i = 0; i < o->n_cgroup_procs; i++)
+    if (access(o->cgroup_procs[i], W_OK) < 0)
       return skiff_fail(err, errno, "open %s", o->cgroup_procs[i]);
-    if (write_all(fd, "0", 1) < 0)
-      return skiff_fail(err, errno, "write %s", o->cgroup_procs[i]);
-  }
 
   if (setsid() < 0)
     return skiff_fail(err, errno, "setsid");
@@ -200,6 +200,14 @@ static int pause_child_setup(const struct sandbox_opts *o, struct skiff_err *err
   }
   if (null > 2)
     close(null);
+  if (o->pause_log != NULL) { /* where pause says why it gave up (a cgroup it could not join) */
+    int log = SKIFF_RETRY(open(o->pause_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (log < 0)
+      return skiff_fail(err, errno, "open %s", o->pause_log);
+    if (SKIFF_RETRY(dup2(log, 2)) < 0)
+      return skiff_fail(err, errno, "redirect fd 2 to %s", o->pause_log);
+    close(log);
+  }
   if (cloexec_from_3(err) < 0)
     return -1;
   if (prctl(PR_SET_PDEATHSIG, 0) < 0)
@@ -211,7 +219,13 @@ static int pause_child_setup(const struct sandbox_opts *o, struct skiff_err *err
 __attribute__((noreturn)) static void pause_child(const struct sandbox_opts *o, int sync_fd) {
   struct skiff_err err = {0};
   if (pause_child_setup(o, &err) == 0) {
-    char *const argv[] = {"skiff-pause", NULL};
+    char *argv[2 + 2 * MAX_LIST] = {"skiff-pause"};
+    size_t n = 1;
+    for (size_t i = 0; i < o->n_cgroup_procs; i++) {
+      argv[n++] = "--cgroup-procs";
+      argv[n++] = (char *)o->cgroup_procs[i];
+    }
+    argv[n] = NULL;
     char *const envp[] = {NULL}; /* it reads none, and each byte of it would stay resident */
     execve(o->pause, argv, envp);
     skiff_fail(&err, errno, "exec %s", o->pause);
@@ -333,7 +347,8 @@ static int cmd_sandbox(int argc, char **argv) {
     } else if (strcmp(a, "--netns") == 0 || strcmp(a, "--new-netns") == 0 ||
                strcmp(a, "--pin-ipc") == 0 || strcmp(a, "--pin-uts") == 0 ||
                strcmp(a, "--hostname") == 0 || strcmp(a, "--cgroup-procs") == 0 ||
-               strcmp(a, "--pidfile") == 0 || strcmp(a, "--pause") == 0) {
+               strcmp(a, "--pidfile") == 0 || strcmp(a, "--pause") == 0 ||
+               strcmp(a, "--pause-log") == 0) {
       if (val == NULL || val[0] == '\0')
         return usage("%s needs a value", a);
       i++;
@@ -355,6 +370,8 @@ static int cmd_sandbox(int argc, char **argv) {
         o.cgroup_procs[o.n_cgroup_procs++] = val;
       } else if (strcmp(a, "--pidfile") == 0) {
         o.pidfile = val;
+      } else if (strcmp(a, "--pause-log") == 0) {
+        o.pause_log = val;
       } else {
         o.pause = val;
       }

@@ -150,8 +150,13 @@ void test('sandbox starts pause in the pinned netns and new ipc/uts/pid namespac
             assert.notEqual(await readlink(`/proc/${pid}/ns/${ns}`), await readlink(`/proc/self/ns/${ns}`), ns);
           }
           assert.equal((await ok('nsenter', ['--uts', '--target', String(pid), 'hostname'])).trim(), 'pod-a');
-          const procs = (await readFile(join(cgroup, 'cgroup.procs'), 'utf8')).trim().split('\n');
-          assert.deepEqual(procs, [String(pid)], 'in the cgroup before anything else ran');
+          // pause joins its cgroup itself, right after skiff-ns returned (not waited for).
+          let procs: string[] = [];
+          for (let i = 0; i < 100 && procs[0] !== String(pid); i++) {
+            procs = (await readFile(join(cgroup, 'cgroup.procs'), 'utf8')).trim().split('\n');
+            if (procs[0] !== String(pid)) await sleep(10);
+          }
+          assert.deepEqual(procs, [String(pid)], 'pause alone in the cgroup');
           const fds = (await ok('ls', [`/proc/${pid}/fd`])).trim().split('\n').sort();
           assert.deepEqual(fds, ['0', '1', '2'], 'only stdio, on /dev/null');
           assert.equal(await readlink(`/proc/${pid}/fd/1`), '/dev/null');

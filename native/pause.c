@@ -2,8 +2,12 @@
  * skiff-pause: PID 1 of a pod sandbox. It holds the sandbox's ipc/uts/pid namespaces by existing,
  * reaps every zombie re-parented to it, and exits 0 on SIGTERM or SIGINT. Nothing else.
  *
- *   skiff-pause        run until SIGTERM/SIGINT
- *   skiff-pause -v     print "skiff-pause <version>" and exit 0
+ *   skiff-pause [--cgroup-procs FILE]...   join those cgroups, then run until SIGTERM/SIGINT
+ *   skiff-pause -v                         print "skiff-pause <version>" and exit 0
+ *
+ * Joining its cgroups is left to pause itself, after skiff-ns has returned: on cgroup v1 every
+ * migration waits for an RCU grace period (~10-20 ms here), which RunPodSandbox need not wait
+ * for. Should a join fail, pause says why on stderr and exits 1, and the sandbox is NOTREADY.
  *
  * As PID 1 of a pid namespace the kernel drops every signal whose disposition is the default, so
  * handlers are installed for the three we act on. The signals stay blocked except inside
@@ -33,14 +37,29 @@ static void reap_all(void) {
   }
 }
 
+/* "0" names the writing process itself, whatever pid namespace it is in. */
+static int join_cgroup(const char *procs) {
+  int fd = SKIFF_RETRY(open(procs, O_WRONLY | O_CLOEXEC));
+  if (fd < 0 || write_all(fd, "0", 1) < 0) {
+    fprintf(stderr, "skiff-pause: join cgroup %s: %s\n", procs, strerror(errno));
+    if (fd >= 0)
+      close(fd);
+    return -1;
+  }
+  close(fd);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 2 && strcmp(argv[1], "-v") == 0) {
     printf("skiff-pause %s\n", SKIFF_VERSION);
     return 0;
   }
-  if (argc != 1) {
-    fprintf(stderr, "usage: skiff-pause [-v]\n");
-    return 2;
+  for (int i = 1; i < argc; i += 2) {
+    if (strcmp(argv[i], "--cgroup-procs") != 0 || i + 1 >= argc || argv[i + 1][0] != '/') {
+      fprintf(stderr, "usage: skiff-pause [--cgroup-procs FILE]... | -v\n");
+      return 2;
+    }
   }
 
   sigset_t handled, waitmask;
@@ -69,6 +88,10 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
+
+  for (int i = 1; i < argc; i += 2)
+    if (join_cgroup(argv[i + 1]) < 0)
+      return 1;
 
   /* Zombies may have been handed to us before the SIGCHLD handler existed. */
   reap_all();

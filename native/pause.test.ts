@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile, readdir } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rmdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { nativeBinary } from './native.js';
 
@@ -56,6 +56,31 @@ void test('skiff-pause -v prints its name and version', async () => {
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
   assert.deepEqual(await exited(child), { code: 0, signal: null });
   assert.match(out, /^skiff-pause \d+\.\d+\.\d+\S*\n$/);
+});
+
+void test('skiff-pause joins the cgroups it is given, and exits 1 naming one it cannot join', async () => {
+  const cgroup = `/sys/fs/cgroup/pids/skiff-pause-test-${process.pid}`;
+  await mkdir(cgroup);
+  const child = spawn(pauseBin, ['--cgroup-procs', `${cgroup}/cgroup.procs`], { stdio: 'ignore' });
+  try {
+    await started(child);
+    await until('pause is in its cgroup', async () => (await readFile(`${cgroup}/cgroup.procs`, 'utf8')).trim() === String(child.pid));
+    child.kill('SIGTERM');
+    assert.deepEqual(await exited(child), { code: 0, signal: null });
+  } finally {
+    killQuietly(child);
+    await until('the cgroup is empty', async () => rmdir(cgroup).then(() => true, () => false));
+  }
+  const missing = '/sys/fs/cgroup/pids/skiff-no-such-cgroup/cgroup.procs';
+  const bad = spawn(pauseBin, ['--cgroup-procs', missing], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  bad.stderr.on('data', (b: Buffer) => (err += b.toString()));
+  assert.deepEqual(await exited(bad), { code: 1, signal: null });
+  assert.equal(err, `skiff-pause: join cgroup ${missing}: No such file or directory\n`);
+  for (const args of [['--cgroup-procs'], ['--cgroup-procs', 'relative'], ['--bogus', '/x']]) {
+    const u = spawn(pauseBin, args, { stdio: 'ignore' });
+    assert.deepEqual(await exited(u), { code: 2, signal: null }, args.join(' '));
+  }
 });
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

@@ -173,6 +173,9 @@ export class Sandboxes {
       pidFile,
       '--pause',
       ctx.native.pause,
+      // pause joins the cgroup itself, without RunPodSandbox waiting; why it could not goes here.
+      '--pause-log',
+      join(rec.dir, 'pause.log'),
     ];
     const results = await Promise.allSettled([
       runHelper(ctx.native.ns, args, `sandbox ${rec.id}: start pause`),
