@@ -20,7 +20,11 @@ export interface RuntimeHandlerConfig {
   binary: string;
   /** The runtime's own state dir (`--root`). */
   root: string;
-  /** Command line prefix the runtime runs under (the hybrid-cgroup wrapper), or empty. */
+  /**
+   * Command line prefix `create` runs under (the hybrid-cgroup wrapper), or empty. crun 1.8 refuses
+   * a hybrid host only where it sets up the cgroups of a new container; start, exec, kill, delete
+   * and state work from the cgroup paths it recorded, and run without the wrapper's cost.
+   */
   wrapper: string[];
 }
 
@@ -44,16 +48,17 @@ const EXEC_OUTPUT_MAX = 16 << 20;
 export class OciRuntime {
   constructor(readonly handler: RuntimeHandlerConfig) {}
 
-  /** The runtime command line, wrapper first, then global flags. */
+  /** The runtime command line: global flags, then `args`. */
   argv(args: string[], logFile?: string): string[] {
     const h = this.handler;
     const logFlags = logFile ? (h.kind === 'crun' ? [`--log=file:${logFile}`, '--log-format=json'] : ['--log', logFile, '--log-format', 'json']) : [];
-    return [...h.wrapper, h.binary, '--root', h.root, ...logFlags, ...args];
+    return [h.binary, '--root', h.root, ...logFlags, ...args];
   }
 
-  /** The `create` command the monitor runs; the runtime writes the container pid to pidFile. */
+  /** The `create` command the monitor runs (under the wrapper); the runtime writes the container pid to pidFile. */
   createArgv(id: string, bundle: string, pidFile: string, opts: { consoleSocket?: string; logFile: string }): string[] {
-    return this.argv(['create', '--bundle', bundle, '--pid-file', pidFile, ...(opts.consoleSocket ? ['--console-socket', opts.consoleSocket] : []), id], opts.logFile);
+    const create = ['create', '--bundle', bundle, '--pid-file', pidFile, ...(opts.consoleSocket ? ['--console-socket', opts.consoleSocket] : []), id];
+    return [...this.handler.wrapper, ...this.argv(create, opts.logFile)];
   }
 
   async start(id: string): Promise<void> {
