@@ -1,71 +1,26 @@
-// Containers: CreateContainer (overlay rootfs, config.json from pod/spec, the monitor running the
-// runtime's create), StartContainer, StopContainer (stop signal, grace period, SIGKILL),
-// RemoveContainer, status with exit reasons, ExecSync. Each multi-step operation keeps a rollback
-// stack; records are written before the work so recovery can finish or undo it.
-import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+// Containers: CreateContainer (its work in container-create.ts), StartContainer, StopContainer
+// (stop signal, grace period, SIGKILL), RemoveContainer, status with exit reasons, ExecSync,
+// ReopenContainerLog. Records are written before the work so recovery can finish or undo it.
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type * as v1 from '../cri/gen/v1.js';
 import { SkiffError } from '../common/errors.js';
 import { failpoint } from '../common/failpoint.js';
 import { logger } from '../common/log.js';
-import type { ImageRecord } from '../images/image-store.js';
-import { Cleanup } from './cleanup.js';
+import { bundlePaths, containerName, createContainerIn, socketDir, validateContainerConfig } from './container-create.js';
 import type { PodContext } from './context.js';
 import { readExitFile, watchExit, type ExitStatus } from './exits.js';
-import { isSameProcess, processStartTime } from './host.js';
-import { CONTAINER_RECORD_VERSION, nowNanos, type ContainerRecord, type SandboxRecord } from './records.js';
-import { mountRootfs, readInRoot, unmountRootfs } from './rootfs.js';
-import { startMonitor, stopMonitor } from './runtime/monitor.js';
+import { isSameProcess } from './host.js';
+import { nowNanos, type ContainerRecord, type SandboxRecord } from './records.js';
+import { unmountRootfs } from './rootfs.js';
 import type { OciRuntime } from './runtime/oci.js';
 import { reopenLog } from './runtime/monitor-ctl.js';
 import type { Sandboxes } from './sandboxes.js';
-import { buildContainerSpec, hostPathsToCreate, type ContainerSpecInput } from './spec/index.js';
-import { hostCapabilities, hostDevices, hostPropagation, statDevice } from './spec/host-devices.js';
 import { fingerprint } from './store/names.js';
 
+export { bundlePaths, socketDir } from './container-create.js';
+
 const log = logger('container');
-const NAME_MAX = 253;
-/** skiffd's bounding set, read once: it does not change while the process runs. */
-const HOST_CAPABILITIES = hostCapabilities();
-
-export interface BundlePaths {
-  bundle: string;
-  rootfs: string;
-  config: string;
-  pidFile: string;
-  exitFile: string;
-  ctlSocket: string;
-  monitorLog: string;
-  runtimeLog: string;
-}
-
-export function bundlePaths(bundle: string): BundlePaths {
-  return {
-    bundle,
-    rootfs: join(bundle, 'rootfs'),
-    config: join(bundle, 'config.json'),
-    pidFile: join(bundle, 'init.pid'),
-    exitFile: join(bundle, 'exit.json'),
-    ctlSocket: join(socketDir(bundle), 'ctl.sock'),
-    monitorLog: join(bundle, 'monitor.log'),
-    runtimeLog: join(bundle, 'runtime.log'),
-  };
-}
-
-/**
- * A container's sockets (monitor control, console) live in a short dir beside the bundles:
- * <state>/s/<first 32 hex of the id>/, because a unix socket path must fit in 108 bytes.
- */
-export function socketDir(bundle: string): string {
-  return join(dirname(dirname(bundle)), 's', basename(bundle).slice(0, 32));
-}
-
-/** Reservation key: container_pod_namespace_uid_attempt (containerd's makeContainerName). */
-export function containerName(c: v1.ContainerMetadata__Output, pod: v1.PodSandboxMetadata__Output): string {
-  return `${c.name}_${pod.name}_${pod.namespace}_${pod.uid}_${c.attempt}`;
-}
 
 /** CRI reason for an exit: kubelet shows it and restarts by it. */
 export function exitReason(exitCode: number, oomKilled: boolean): string {
@@ -106,176 +61,12 @@ export class Containers {
     if (!image) throw new SkiffError('SKIFF_NOT_FOUND', `image "${config.image!.image}" not found: pull it first`);
     const name = containerName(config.metadata!, sandbox.config.metadata!);
     const fp = fingerprint({ sandboxId: sandbox.id, config });
-    const { id } = await this.ctx.containerNames.reserve(name, fp, () => this.createIn(sandbox, name, fp, config, sandbox.config, image));
+    const { id } = await this.ctx.containerNames.reserve(name, fp, async () => {
+      const made = await createContainerIn(this.ctx, sandbox, name, fp, config, image);
+      this.watch(made.id, made.exitFile);
+      return made.id;
+    });
     return id;
-  }
-
-  private async createIn(
-    sandbox: SandboxRecord,
-    name: string,
-    fp: string,
-    config: v1.ContainerConfig__Output,
-    sandboxConfig: v1.PodSandboxConfig__Output,
-    image: ImageRecord,
-  ): Promise<string> {
-    const { ctx } = this;
-    const id = randomBytes(32).toString('hex');
-    const runtime = ctx.runtime(sandbox.runtimeHandler);
-    const p = bundlePaths(ctx.bundleDir(id));
-    const layer = ctx.layerDir(id);
-    const logDir = sandbox.config.log_directory;
-    const logPath = logDir && config.log_path ? join(logDir, config.log_path) : '';
-    const rec: ContainerRecord = {
-      version: CONTAINER_RECORD_VERSION,
-      id,
-      sandboxId: sandbox.id,
-      name,
-      fingerprint: fp,
-      config,
-      imageName: config.image!.image,
-      imageId: image.id,
-      ...(image.repoDigests[0] ? { imageRepoDigest: image.repoDigests[0] } : {}),
-      snapshots: image.layers.map((l) => l.chainID),
-      phase: 'creating',
-      createdAt: nowNanos(),
-      logPath,
-      bundle: p.bundle,
-      upperDir: join(layer, 'upper'),
-      workDir: join(layer, 'work'),
-      stopSignal: stopSignal(config, image),
-      cgroupsPath: sandbox.config.linux?.cgroup_parent ? join(sandbox.config.linux.cgroup_parent, id) : '',
-    };
-    const cleanup = new Cleanup();
-    try {
-      await ctx.containers.create(rec);
-      cleanup.add('delete record', () => ctx.containers.delete(id));
-      await mkdir(p.bundle, { recursive: true, mode: 0o711 });
-      cleanup.add('remove bundle', () => rm(p.bundle, { recursive: true, force: true }));
-      await mkdir(socketDir(p.bundle), { recursive: true, mode: 0o700 });
-      cleanup.add('remove socket dir', () => rm(socketDir(p.bundle), { recursive: true, force: true }));
-      cleanup.add('remove writable layer', () => rm(layer, { recursive: true, force: true }));
-      const emptyLower = join(layer, 'empty');
-      if (image.layers.length === 0) await mkdir(emptyLower, { recursive: true });
-      const lowerDirs = image.layers.length ? ctx.images.snapshots.lowerDirs(image.layers.map((l) => l.chainID)) : [emptyLower];
-      await mountRootfs({ target: p.rootfs, upperDir: rec.upperDir, workDir: rec.workDir, lowerDirs });
-      cleanup.add('unmount rootfs', () => unmountRootfs(p.rootfs));
-
-      // kubelet's hostPath volumes of type "" expect a missing directory to be made, as
-      // containerd and CRI-O do.
-      for (const dir of hostPathsToCreate(config, existsSync)) await mkdir(dir, { recursive: true, mode: 0o755 });
-      const targetPid = await this.targetPid(sandbox, config);
-      const spec = buildContainerSpec(this.specInput(rec, sandbox, config, sandboxConfig, image, p.rootfs, targetPid, {
-        passwd: await readInRoot(p.rootfs, '/etc/passwd'),
-        group: await readInRoot(p.rootfs, '/etc/group'),
-      }));
-      await writeFile(p.config, JSON.stringify(spec));
-      if (logPath) await mkdir(dirname(logPath), { recursive: true });
-
-      const runtimeArgv = runtime.createArgv(id, p.bundle, p.pidFile, {
-        logFile: p.runtimeLog,
-        ...(config.tty ? { consoleSocket: join(socketDir(p.bundle), 'console.sock') } : {}),
-      });
-      cleanup.add('runtime delete', () => runtime.delete(id, { force: true }));
-      let started;
-      try {
-        started = await startMonitor({
-          binary: ctx.native.monitor,
-          id,
-          logPath: logPath || '/dev/null',
-          exitFile: p.exitFile,
-          pidFile: p.pidFile,
-          ctlSocket: p.ctlSocket,
-          monitorLog: p.monitorLog,
-          tty: config.tty,
-          stdin: config.stdin,
-          stdinOnce: config.stdin_once,
-          runtimeArgv,
-        }, async (monitorPid) => {
-          // Not recorded yet: a restarted skiffd finds it by its --id (recover.ts findMonitors).
-          const monitorStartTime = await processStartTime(monitorPid);
-          cleanup.add('stop monitor', () => stopMonitor(monitorPid, monitorStartTime));
-        });
-      } catch (err) {
-        const detail = (await readFile(p.runtimeLog, 'utf8').catch(() => '')).trim();
-        const msg = lastRuntimeMessage(detail);
-        throw msg ? new SkiffError('SKIFF_RUNTIME_FAILED', `container ${id}: ${runtime.handler.name} create: ${msg}`, { cause: err }) : err;
-      }
-      const [pidStartTime, monitorStartTime] = await Promise.all([processStartTime(started.pid), processStartTime(started.monitorPid)]);
-      await ctx.containers.update(id, (r) => {
-        r.phase = 'created';
-        r.pid = started.pid;
-        r.monitorPid = started.monitorPid;
-        if (pidStartTime) r.pidStartTime = pidStartTime;
-        if (monitorStartTime) r.monitorStartTime = monitorStartTime;
-      });
-      cleanup.done();
-      ctx.emit({ type: 'CONTAINER_CREATED_EVENT', containerId: id, sandboxId: sandbox.id, createdAt: nowNanos() });
-      log.info({ container: id, sandbox: sandbox.id, name, pid: started.pid }, 'container created');
-      this.watch(id, p.exitFile);
-      return id;
-    } catch (err) {
-      await cleanup.run({ container: id });
-      throw err;
-    }
-  }
-
-  private specInput(
-    rec: ContainerRecord,
-    sandbox: SandboxRecord,
-    config: v1.ContainerConfig__Output,
-    sandboxConfig: v1.PodSandboxConfig__Output,
-    image: ImageRecord,
-    rootfs: string,
-    targetPid: number | undefined,
-    imageFiles: { passwd?: string; group?: string },
-  ): ContainerSpecInput {
-    const o = sandbox.config.linux?.security_context?.namespace_options;
-    const files = { hostname: join(sandbox.dir, 'hostname'), hosts: join(sandbox.dir, 'hosts'), resolvConf: join(sandbox.dir, 'resolv.conf') };
-    return {
-      id: rec.id,
-      rootfs,
-      config,
-      sandboxConfig,
-      image: image.config,
-      imageName: rec.imageName,
-      imageFiles,
-      sandbox: {
-        id: sandbox.id,
-        pid: sandbox.pid!,
-        ...(sandbox.netnsPath ? { netnsPath: sandbox.netnsPath } : {}),
-        ...(sandbox.ipcPath ? { ipcPath: sandbox.ipcPath } : {}),
-        ...(sandbox.utsPath ? { utsPath: sandbox.utsPath } : {}),
-        hostNetwork: !sandbox.netnsPath,
-        hostIPC: String(o?.ipc ?? 'POD') === 'NODE',
-        hostPID: String(o?.pid ?? 'POD') === 'NODE',
-        pidMode: String(config.linux?.security_context?.namespace_options?.pid ?? o?.pid ?? 'POD') as 'POD' | 'CONTAINER' | 'NODE' | 'TARGET',
-        ...(targetPid ? { targetPid } : {}),
-        hostname: sandbox.hostname,
-        files,
-        ...(sandbox.shmPath ? { shmPath: sandbox.shmPath } : {}),
-        cgroupParent: sandbox.config.linux?.cgroup_parent ?? '',
-      },
-      cgroupsPath: rec.cgroupsPath,
-      cgroupV2: this.ctx.cgroups.mode === 'unified',
-      statDevice,
-      hostPathExists: (path: string) => existsSync(path),
-      hostPropagation,
-      hostCapabilities: HOST_CAPABILITIES,
-      ...(config.linux?.security_context?.privileged ? { privilegedDevices: hostDevices() } : {}),
-    };
-  }
-
-  /**
-   * pid mode TARGET (ephemeral debug containers): the init pid of the target container, which must
-   * be a running container of the same pod. Undefined for other modes, or when it is not running
-   * (the spec builder then refuses with the target named).
-   */
-  private async targetPid(sandbox: SandboxRecord, config: v1.ContainerConfig__Output): Promise<number | undefined> {
-    const o = config.linux?.security_context?.namespace_options;
-    if (String(o?.pid ?? '') !== 'TARGET') return undefined;
-    const target = o?.target_id ? this.find(o.target_id) : undefined;
-    if (!target || target.sandboxId !== sandbox.id || target.phase !== 'running') return undefined;
-    return (await isSameProcess(target.pid, target.pidStartTime)) ? target.pid : undefined;
   }
 
   async start(idOrPrefix: string): Promise<void> {
@@ -481,35 +272,4 @@ export class Containers {
   views(sandboxId: string): Promise<(ContainerRecord & { state: string })[]> {
     return Promise.all(this.list().filter((c) => c.sandboxId === sandboxId).map((c) => this.view(c)));
   }
-}
-
-export function validateContainerConfig(config: v1.ContainerConfig__Output | null): asserts config is v1.ContainerConfig__Output {
-  const m = config?.metadata;
-  if (!config || !m) throw new SkiffError('SKIFF_INVALID_ARGUMENT', 'CreateContainer: config.metadata is required');
-  if (!m.name) throw new SkiffError('SKIFF_INVALID_ARGUMENT', 'CreateContainer: metadata.name must not be empty');
-  if (m.name.length > NAME_MAX) throw new SkiffError('SKIFF_INVALID_ARGUMENT', `CreateContainer: metadata.name is ${m.name.length} characters, over ${NAME_MAX}`);
-  if (/[\0/]/.test(m.name)) throw new SkiffError('SKIFF_INVALID_ARGUMENT', `CreateContainer: metadata.name "${m.name}" contains "/" or NUL`);
-  if (!config.image?.image) throw new SkiffError('SKIFF_INVALID_ARGUMENT', 'CreateContainer: image.image must name an image');
-}
-
-/** The container config's stop_signal, else the image's StopSignal, else SIGTERM. */
-export function stopSignal(config: v1.ContainerConfig__Output, image: ImageRecord): string {
-  const fromConfig = String(config.stop_signal ?? 'RUNTIME_DEFAULT');
-  if (fromConfig && fromConfig !== 'RUNTIME_DEFAULT') return fromConfig.replace(/^SIG/, '');
-  const fromImage = image.config.StopSignal?.trim();
-  if (fromImage) return fromImage.replace(/^SIG/, '');
-  return 'TERM';
-}
-
-function lastRuntimeMessage(logText: string): string {
-  const lines = logText.split('\n').filter(Boolean);
-  for (let i = lines.length - 1; i >= 0; i--) {
-    try {
-      const j = JSON.parse(lines[i]) as { msg?: string; level?: string };
-      if (j.msg && (j.level === 'error' || j.level === 'fatal')) return j.msg;
-    } catch {
-      return lines[i];
-    }
-  }
-  return '';
 }
