@@ -123,8 +123,25 @@ export class Containers {
     }
   }
 
+  /** Waits for the exit file (woken by inotify, checking every 50 ms besides); false on timeout. */
   private async waitExit(exitFile: string, rec: ContainerRecord, ms: number): Promise<boolean> {
     const until = Date.now() + ms;
+    let wake = (): void => undefined;
+    const unwatch = watchExit(exitFile, () => wake());
+    try {
+      return await this.waitExitLoop(exitFile, rec, until, (t) => new Promise<void>((r) => {
+        const timer = setTimeout(r, t);
+        wake = () => {
+          clearTimeout(timer);
+          r();
+        };
+      }));
+    } finally {
+      unwatch();
+    }
+  }
+
+  private async waitExitLoop(exitFile: string, rec: ContainerRecord, until: number, pause: (ms: number) => Promise<void>): Promise<boolean> {
     for (;;) {
       const exit = await readExitFile(exitFile);
       if (exit) {
@@ -141,7 +158,7 @@ export class Containers {
         return true;
       }
       if (Date.now() > until) return false;
-      await new Promise((r) => setTimeout(r, 10));
+      await pause(Math.min(50, Math.max(1, until - Date.now())));
     }
   }
 
