@@ -10,11 +10,12 @@ import { logger } from '../common/log.js';
 import { bundlePaths, containerName, createContainerIn, socketDir, validateContainerConfig } from './container-create.js';
 import type { PodContext } from './context.js';
 import { readExitFile, watchExit, type ExitStatus } from './exits.js';
-import { isSameProcess } from './host.js';
+import { isSameProcess, waitGone } from './host.js';
 import { nowNanos, type ContainerRecord, type SandboxRecord } from './records.js';
 import { unmountRootfs } from './rootfs.js';
 import type { OciRuntime } from './runtime/oci.js';
 import { reopenLog } from './runtime/monitor-ctl.js';
+import { stopMonitor } from './runtime/monitor.js';
 import type { Sandboxes } from './sandboxes.js';
 import { fingerprint } from './store/names.js';
 
@@ -167,6 +168,11 @@ export class Containers {
     const rec = this.find(idOrPrefix);
     if (!rec) return;
     await this.stop(rec.id, 0);
+    // The monitor exits right after writing the exit file; its bundle and sockets go only after it.
+    if (!(await waitGone(rec.monitorPid ?? 0, rec.monitorStartTime, 5000))) {
+      log.warn({ container: rec.id, pid: rec.monitorPid }, 'monitor still running 5 s after its container exited; killing it');
+      await stopMonitor(rec.monitorPid!, rec.monitorStartTime);
+    }
     const runtime = this.runtimeOf(rec);
     await runtime.delete(rec.id, { force: true });
     this.watchers.get(rec.id)?.();
