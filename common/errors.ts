@@ -56,6 +56,11 @@ export const ErrorTable = {
   SKIFF_DOWNLOAD_INTERRUPTED: Status.UNAVAILABLE,
   // pods and containers
   SKIFF_RUNTIME_FAILED: Status.UNKNOWN,
+  // pod networking: the address pool is used up; the host network could not be set up; a CNI
+  // plugin failed (its own message, verbatim)
+  SKIFF_NETWORK_EXHAUSTED: Status.RESOURCE_EXHAUSTED,
+  SKIFF_NETWORK_FAILED: Status.UNKNOWN,
+  SKIFF_CNI_FAILED: Status.UNKNOWN,
   // daemon
   SKIFF_CONFIG_INVALID: Status.INVALID_ARGUMENT,
   SKIFF_ALREADY_RUNNING: Status.FAILED_PRECONDITION,

@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # crun/runc: OCI runtimes. musl-tools, make: the static native helpers (native/). docker-registry, busybox-static, zstd, apache2-utils (htpasswd):
-# the e2e tests' registry and images. nftables/iptables: pod networking.
-packages=(crun runc nftables iptables docker-registry busybox-static zstd apache2-utils ca-certificates musl-tools make)
+# the e2e tests' registry and images. nftables/iptables: pod networking. containernetworking-plugins: CNI mode
+# (and its e2e). iproute2: `ip` in tests that check links and addresses (skiff itself uses netlink).
+packages=(crun runc nftables iptables containernetworking-plugins iproute2 docker-registry busybox-static zstd apache2-utils ca-certificates musl-tools make)
 if [[ "${1:-}" == "--bench" ]]; then packages+=(containerd); fi
 
 missing=()
