@@ -1,11 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyToml, defaultConfig, loadConfig } from './config.js';
 import { parseDuration } from '../common/duration.js';
 import { isSkiffError } from '../common/errors.js';
+import { fileURLToPath } from 'node:url';
+import { parse as parseToml } from 'smol-toml';
 
 test('parseDuration reads Go-style durations', () => {
   const rows: [string, number][] = [
@@ -31,6 +33,32 @@ test('every config field has an embedded default', () => {
   assert.deepEqual(d.images, { maxConcurrentDownloads: 3, pullProgressTimeoutMs: 300_000 });
   assert.equal(d.runtime.defaultHandler, 'crun');
   assert.deepEqual(Object.keys(d.runtime.handlers).sort(), ['crun', 'runc']);
+  assert.deepEqual(d.network, {
+    mode: 'auto',
+    bridge: 'skiff0',
+    subnets: ['10.88.0.0/16'],
+    mtu: 1500,
+    natBackend: 'auto',
+    cniConfDir: '/etc/cni/net.d',
+    cniBinDirs: ['/opt/cni/bin', '/usr/lib/cni'],
+  });
+});
+
+test('[network] overrides: dual-stack subnets, bridge, MTU, NAT backend, CNI dirs', () => {
+  const cfg = applyToml(
+    defaultConfig(),
+    { network: { mode: 'builtin', bridge: 'cni-br0', subnets: ['10.200.0.0/16', 'fd00:200::/64'], mtu: 9000, nat_backend: 'iptables', cni_conf_dir: '/etc/skiff/cni', cni_bin_dirs: ['/opt/x'] } },
+    'n.toml',
+  );
+  assert.deepEqual(cfg.network, {
+    mode: 'builtin',
+    bridge: 'cni-br0',
+    subnets: ['10.200.0.0/16', 'fd00:200::/64'],
+    mtu: 9000,
+    natBackend: 'iptables',
+    cniConfDir: '/etc/skiff/cni',
+    cniBinDirs: ['/opt/x'],
+  });
 });
 
 test('a TOML document overrides defaults field by field', () => {
@@ -75,6 +103,17 @@ test('bad config values are refused with the key named', () => {
     [{ runtime: { handlers: { fast: { kind: 'youki', path: '/usr/bin/youki' } } } }, /runtime.handlers.fast.kind: must be "crun" or "runc"/],
     [{ runtime: { handlers: { fast: { kind: 'crun' } } } }, /runtime.handlers.fast.path: is required/],
     [{ runtime: { handlers: { Bad_Name: { kind: 'crun', path: '/x' } } } }, /DNS labels/],
+    [{ network: { mode: 'flannel' } }, /network.mode: must be one of auto, builtin, cni/],
+    [{ network: { bridge: 'a-very-long-bridge-name' } }, /network.bridge: .* is not a valid interface name/],
+    [{ network: { bridge: 'br/0' } }, /network.bridge/],
+    [{ network: { subnets: ['10.0.0.0'] } }, /network.subnets: "10.0.0.0" is not a CIDR/],
+    [{ network: { subnets: ['10.0.0.300/8'] } }, /network.subnets: "10.0.0.300\/8" is not a CIDR/],
+    [{ network: { subnets: ['10.0.0.0/8', '10.1.0.0/16'] } }, /want one IPv4 and\/or one IPv6 CIDR/],
+    [{ network: { subnets: [] } }, /want one IPv4/],
+    [{ network: { mtu: 70000 } }, /network.mtu: must be an integer between 576 and 65535/],
+    [{ network: { nat_backend: 'pf' } }, /network.nat_backend: must be one of/],
+    [{ network: { cni_bin_dirs: ['bin'] } }, /network.cni_bin_dirs: must be absolute/],
+    [{ network: { typo: 1 } }, /network.typo: unknown option/],
   ];
   for (const [doc, re] of rows) {
     assert.throws(
@@ -102,4 +141,10 @@ test('loadConfig layers defaults, file and flags; a named missing file is an err
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('deploy/skiff.example.toml parses and shows exactly the embedded defaults', async () => {
+  const path = fileURLToPath(new URL('../../deploy/skiff.example.toml', import.meta.url));
+  const doc = parseToml(await readFile(path, 'utf8'));
+  assert.deepEqual(applyToml(defaultConfig(), doc, path), defaultConfig());
 });

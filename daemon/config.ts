@@ -29,6 +29,18 @@ export interface DaemonConfig {
     /** RuntimeClass handler name → OCI runtime. */
     handlers: Record<string, { kind: 'crun' | 'runc'; path: string }>;
   };
+  network: {
+    /** auto: CNI when cniConfDir holds a network config, else the built-in bridge. */
+    mode: 'auto' | 'builtin' | 'cni';
+    /** The built-in network's bridge, its subnets (one IPv4 and/or one IPv6 CIDR) and MTU. */
+    bridge: string;
+    subnets: string[];
+    mtu: number;
+    /** Egress masquerade and hostPorts: nftables, iptables, or whichever the host has (auto). */
+    natBackend: 'auto' | 'nftables' | 'iptables';
+    cniConfDir: string;
+    cniBinDirs: string[];
+  };
   registry: {
     /** Registry domain → mirror endpoint URLs tried first, in order. */
     mirrors: Record<string, string[]>;
@@ -50,8 +62,32 @@ export function defaultConfig(): DaemonConfig {
       defaultHandler: 'crun',
       handlers: { crun: { kind: 'crun', path: '/usr/bin/crun' }, runc: { kind: 'runc', path: '/usr/bin/runc' } },
     },
+    network: {
+      mode: 'auto',
+      bridge: 'skiff0',
+      subnets: ['10.88.0.0/16'],
+      mtu: 1500,
+      natBackend: 'auto',
+      cniConfDir: '/etc/cni/net.d',
+      // containerd's default, then where Debian's containernetworking-plugins puts them.
+      cniBinDirs: ['/opt/cni/bin', '/usr/lib/cni'],
+    },
     registry: { mirrors: {}, insecure: [], retries: 3 },
   };
+}
+
+/** A Linux interface name: 1 to 15 bytes, no '/', ':', whitespace, and not "." or "..". */
+export function validIfName(name: string): boolean {
+  return /^[^/:\s]{1,15}$/.test(name) && name !== '.' && name !== '..' && Buffer.byteLength(name) <= 15;
+}
+
+/** A CIDR's syntax (address/prefix, IPv4 or IPv6); what it may hold is the IPAM's to check. */
+export function validCidr(cidr: string): boolean {
+  const m = /^([0-9a-fA-F.:]+)\/(\d{1,3})$/.exec(cidr);
+  if (!m) return false;
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(m[1]);
+  if (v4) return v4.slice(1).every((o) => Number(o) <= 255) && Number(m[2]) <= 32;
+  return m[1].includes(':') && Number(m[2]) <= 128;
 }
 
 type Table = Record<string, unknown>;
@@ -99,6 +135,20 @@ class ConfigReader {
     return n;
   }
 
+  intRange(t: Table, key: string, name: string, min: number, max: number): number | undefined {
+    const v = t[key];
+    if (v === undefined) return undefined;
+    const n = typeof v === 'bigint' ? Number(v) : v;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) this.fail(name, `must be an integer between ${min} and ${max}`);
+    return n;
+  }
+
+  oneOf<T extends string>(t: Table, key: string, name: string, values: readonly T[]): T | undefined {
+    const v = this.string(t, key, name);
+    if (v !== undefined && !values.includes(v as T)) this.fail(name, `must be one of ${values.join(', ')}, got "${v}"`);
+    return v as T | undefined;
+  }
+
   duration(t: Table, key: string, name: string): number | undefined {
     const v = this.string(t, key, name);
     if (v === undefined) return undefined;
@@ -122,7 +172,7 @@ class ConfigReader {
 export function applyToml(base: DaemonConfig, doc: Table, source: string): DaemonConfig {
   const r = new ConfigReader(source);
   const cfg = structuredClone(base);
-  r.only(doc, '', ['socket', 'root', 'state', 'log_level', 'cgroup_driver', 'images', 'runtime', 'registry']);
+  r.only(doc, '', ['socket', 'root', 'state', 'log_level', 'cgroup_driver', 'images', 'runtime', 'network', 'registry']);
   cfg.socket = r.absPath(doc, 'socket') ?? cfg.socket;
   cfg.root = r.absPath(doc, 'root') ?? cfg.root;
   cfg.state = r.absPath(doc, 'state') ?? cfg.state;
@@ -161,6 +211,30 @@ export function applyToml(base: DaemonConfig, doc: Table, source: string): Daemo
     cfg.runtime.defaultHandler = r.string(runtime, 'default_handler', 'runtime.default_handler') ?? cfg.runtime.defaultHandler;
     if (!cfg.runtime.handlers[cfg.runtime.defaultHandler]) {
       r.fail('runtime.default_handler', `"${cfg.runtime.defaultHandler}" is not a configured handler (${Object.keys(cfg.runtime.handlers).join(', ')})`);
+    }
+  }
+  const network = r.table(doc, 'network');
+  if (network) {
+    r.only(network, 'network.', ['mode', 'bridge', 'subnets', 'mtu', 'nat_backend', 'cni_conf_dir', 'cni_bin_dirs']);
+    const n = cfg.network;
+    n.mode = r.oneOf(network, 'mode', 'network.mode', ['auto', 'builtin', 'cni'] as const) ?? n.mode;
+    const bridge = r.string(network, 'bridge', 'network.bridge');
+    if (bridge !== undefined && !validIfName(bridge)) r.fail('network.bridge', `"${bridge}" is not a valid interface name (1-15 characters, no "/", ":" or spaces)`);
+    n.bridge = bridge ?? n.bridge;
+    if (network.subnets !== undefined) {
+      n.subnets = r.stringList(network.subnets, 'network.subnets');
+      const bad = n.subnets.find((c) => !validCidr(c));
+      if (bad !== undefined) r.fail('network.subnets', `"${bad}" is not a CIDR (address/prefix)`);
+      const v4 = n.subnets.filter((c) => !c.includes(':')).length;
+      if (n.subnets.length === 0 || v4 > 1 || n.subnets.length - v4 > 1) r.fail('network.subnets', 'want one IPv4 and/or one IPv6 CIDR');
+    }
+    n.mtu = r.intRange(network, 'mtu', 'network.mtu', 576, 65535) ?? n.mtu;
+    n.natBackend = r.oneOf(network, 'nat_backend', 'network.nat_backend', ['auto', 'nftables', 'iptables'] as const) ?? n.natBackend;
+    n.cniConfDir = r.absPath(network, 'cni_conf_dir') ?? n.cniConfDir;
+    if (network.cni_bin_dirs !== undefined) {
+      n.cniBinDirs = r.stringList(network.cni_bin_dirs, 'network.cni_bin_dirs');
+      const rel = n.cniBinDirs.find((d) => !d.startsWith('/'));
+      if (rel !== undefined) r.fail('network.cni_bin_dirs', `must be absolute paths, got "${rel}"`);
     }
   }
   const registry = r.table(doc, 'registry');
