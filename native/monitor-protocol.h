@@ -7,7 +7,8 @@
  *
  * Command line (conmon's shape; skiffd spawns it detached, in a new session):
  *   skiff-monitor --id ID --log PATH --exit-file PATH --pid-file PATH --ctl PATH --sync-fd N
- *                 [--tty] [--stdin] [--stdin-once] [--log-max-line BYTES] -- RUNTIME_ARGV...
+ *                 [--tty] [--stdin] [--stdin-once] [--log-max-line BYTES] [--oom-file PATH]
+ *                 -- RUNTIME_ARGV...
  * RUNTIME_ARGV is an opaque `runtime create` command line whose --pid-file is the one given here.
  * With --tty it carries `--console-socket <dir of --ctl>/console.sock`, where the monitor listens
  * for the pty master (SCM_RIGHTS) that the runtime sends.
@@ -19,9 +20,11 @@
  *        {"error":"...","output":"..."}               create failed; the monitor then exits 1.
  *                                                     "output" is the start of what the runtime
  *                                                     wrote on its stdout/stderr (may be empty)
- *   3. logs the container's stdout/stderr to --log in the CRI format, serves --ctl;
- *   4. when the container has exited and its output is drained (or DRAIN_MS passed), writes
- *      --exit-file atomically, removes --ctl and exits 0.
+ *   3. logs the container's stdout/stderr to --log in the CRI format, serves --ctl (and the exec
+ *      sessions started on it);
+ *   4. when the container has exited, its output is drained and its exec sessions have ended (or
+ *      DRAIN_MS passed), writes --exit-file atomically, removes --ctl and exits 0. Exec sessions
+ *      still running when the container exits are killed and get their exit frames first.
  * Its own stderr carries diagnostics ("skiff-monitor[ID]: ..."): give it a file or /dev/null.
  * SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1/2 and SIGPIPE are ignored; only the container's exit
  * (or SIGKILL) ends it. Paths should be absolute (the runtime runs in the monitor's cwd).
@@ -40,12 +43,18 @@
 #define SKIFF_MON_FLAG_STDIN        "--stdin"      /* keep a stdin pipe open (else /dev/null) */
 #define SKIFF_MON_FLAG_STDIN_ONCE   "--stdin-once" /* close stdin after the first attach ends */
 #define SKIFF_MON_FLAG_LOG_MAX_LINE "--log-max-line" /* record size limit in bytes */
-#define SKIFF_MON_FLAG_END          "--"             /* RUNTIME_ARGV follows */
+#define SKIFF_MON_FLAG_OOM_FILE     "--oom-file" /* the container's memory cgroup counter file */
+#define SKIFF_MON_FLAG_END          "--"         /* RUNTIME_ARGV follows */
 
 /* Longer lines are cut into records of this many bytes (containerd's and CRI-O's default). */
 #define SKIFF_MON_DEFAULT_LOG_MAX_LINE 16384
 #define SKIFF_MON_MIN_LOG_MAX_LINE     64
 #define SKIFF_MON_MAX_LOG_MAX_LINE     1048576
+
+/* --oom-file is cgroup v1 memory.oom_control or v2 memory.events: both have a line "oom_kill N".
+ * N is read after create and again when the container exits; if it grew, the exit file says
+ * "oom_killed":true. A missing file or line counts as 0. */
+#define SKIFF_MON_OOM_KILL_KEY "oom_kill"
 
 /* File name of the console socket, in the directory of --ctl. */
 #define SKIFF_MON_CONSOLE_SOCKET "console.sock"
@@ -67,11 +76,12 @@
 #define SKIFF_MON_OP_REOPEN_LOG   "reopen-log" /* -> {"ok":true} | {"error":"..."} */
 #define SKIFF_MON_OP_ATTACH       "attach"     /* reserved -> {"error":"unsupported"} */
 #define SKIFF_MON_OP_RESIZE       "resize"     /* reserved -> {"error":"unsupported"} */
+#define SKIFF_MON_OP_EXEC         "exec"       /* -> binary frames, or {"error":"..."}; below */
 #define SKIFF_MON_REPLY_OK        "ok"
 #define SKIFF_MON_REPLY_ERROR     "error"
 #define SKIFF_MON_ERR_UNSUPPORTED "unsupported"
-/* Longest request line; a longer one gets an error reply and the connection is closed. */
-#define SKIFF_MON_CTL_MAX_REQUEST 1024
+/* Longest request line; a longer one gets an error reply and is skipped. */
+#define SKIFF_MON_CTL_MAX_REQUEST 8192
 /* Connections served at once; one more is answered with an error and closed. */
 #define SKIFF_MON_CTL_MAX_CLIENTS 8
 
@@ -87,16 +97,55 @@
 #define SKIFF_MON_STATUS_RUNNING     "running"
 #define SKIFF_MON_STATUS_LOG_DROPPED "log_dropped"
 
+/*
+ * Exec session: runs a command line skiffd composed (`<runtime> exec --process F --pid-file P ID`,
+ * maybe behind a wrapper) with stdin /dev/null and stdout, stderr on two pipes, in its own process
+ * group, and streams what it writes back on the same connection.
+ *   request:  {"op":"exec","argv":["/usr/bin/crun",...],"pid_file":"P","timeout_ms":"N"}
+ *             argv: 1..EXEC_MAX_ARGS strings, run with PATH lookup; pid_file: the runtime's
+ *             --pid-file (the exec'd process, for killing its tree); timeout_ms: a decimal string,
+ *             "0" for no deadline.
+ *   refused:  one line {"error":"..."} (bad request, EXEC_MAX_SESSIONS running, the container has
+ *             exited, spawn failed); the connection stays a control connection.
+ *   accepted: the connection carries only frames from then on, monitor -> client:
+ *               1 byte type | 4 bytes payload length, big-endian | payload
+ *             FRAME_STDOUT and FRAME_STDERR carry output (1..FRAME_MAX bytes, in order per stream);
+ *             exactly one FRAME_EXIT ends the session, then the monitor closes the connection:
+ *               {"exit_code":C,"signal":S,"timed_out":false}
+ *             exit_code is the runtime process's status, 128+S when a signal killed it; 255 with
+ *             signal 0 when it could not be collected. No type byte is '{', so the first byte
+ *             tells a refusal from a session.
+ * The monitor reads the pipes only as fast as the client reads the socket. When timeout_ms passes,
+ * when the client disconnects (or shuts down its side), or when the container exits, the monitor
+ * SIGKILLs the process named by pid_file with all its descendants, the runtime process with its
+ * descendants, and the runtime's process group; timed_out says the deadline did it. Output still
+ * held open by a leftover process DRAIN_MS after the runtime exited is cut off.
+ */
+#define SKIFF_MON_EXEC_ARGV         "argv"
+#define SKIFF_MON_EXEC_PID_FILE     "pid_file"
+#define SKIFF_MON_EXEC_TIMEOUT_MS   "timeout_ms"
+#define SKIFF_MON_EXEC_TIMED_OUT    "timed_out"
+#define SKIFF_MON_EXEC_MAX_ARGS     128
+#define SKIFF_MON_EXEC_MAX_SESSIONS 16
+#define SKIFF_MON_FRAME_STDOUT      1
+#define SKIFF_MON_FRAME_STDERR      2
+#define SKIFF_MON_FRAME_EXIT        3
+#define SKIFF_MON_FRAME_HEADER      5
+#define SKIFF_MON_FRAME_MAX         16384
+
 /* ---- Exit file (and the exited part of the status reply) ------------------------------------- */
-/* {"exit_code":C,"signal":S,"exited_at":"2026-11-23T18:00:00.123456789Z","exited_at_ns":"NS"}
+/* {"exit_code":C,"signal":S,"exited_at":"2026-11-23T18:00:00.123456789Z","exited_at_ns":"NS",
+ *  "oom_killed":false}
  * exit_code is 128+S when a signal killed the container (as a shell and kubelet report it), signal
  * is 0 otherwise; exited_at_ns is nanoseconds since the epoch, as a decimal string (it does not fit
  * a JavaScript number). exit_code 255 with signal 0 also stands for "unknown": the container pid
- * was not a child of the monitor, so its status could not be collected. */
+ * was not a child of the monitor, so its status could not be collected. oom_killed: see --oom-file
+ * (always false without it; absent in files of older monitors). */
 #define SKIFF_MON_EXIT_CODE        "exit_code"
 #define SKIFF_MON_EXIT_SIGNAL      "signal"
 #define SKIFF_MON_EXIT_AT          "exited_at"
 #define SKIFF_MON_EXIT_AT_NS       "exited_at_ns"
+#define SKIFF_MON_EXIT_OOM_KILLED  "oom_killed"
 #define SKIFF_MON_EXIT_SIGNAL_BASE 128
 
 /* ---- CRI log file (kubelet pkg/kubelet/kuberuntime/logs) ------------------------------------- */

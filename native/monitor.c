@@ -1,18 +1,14 @@
 /*
  * skiff-monitor: one per container, the conmon / containerd-shim role. It runs the OCI runtime's
  * `create` with pipes (or a pty) as the container's stdio, becomes the container's parent (child
- * subreaper), writes the CRI log file, serves a small control socket, and records the exit status
- * in an exit file. It outlives skiffd and knows nothing of Kubernetes. The whole protocol is in
- * monitor-protocol.h. One thread, one epoll loop, no buffer larger than a log line.
+ * subreaper), writes the CRI log file, serves a small control socket (and exec sessions on it), and
+ * records the exit status in an exit file. It outlives skiffd and knows nothing of Kubernetes. The
+ * whole protocol is in monitor-protocol.h. One thread, one epoll loop, no buffer larger than a log
+ * line. This file: arguments, startup, `runtime create`, the container's exit and the main loop.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
 #include <limits.h>
 #include <signal.h>
 #include <spawn.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -20,60 +16,13 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
-#include <sys/un.h>
 #include <sys/wait.h>
-#include <time.h>
 
-#include "common.h"
-#include "monitor-protocol.h"
-
-#define PROG "skiff-monitor"
+#include "monitor.h"
 
 extern char **environ;
 
-/* Epoll tags: the kind in the high half, a client slot in the low half. */
-enum { EV_SIGNAL = 1, EV_STDOUT, EV_STDERR, EV_CTL, EV_CLIENT, EV_CONSOLE, EV_PIDFD };
-#define EV(kind, idx) (((uint64_t)(kind) << 32) | (uint32_t)(idx))
-
-struct opts {
-  const char *id, *log, *exit_file, *pid_file, *ctl;
-  int sync_fd;
-  bool tty, stdin_open, stdin_once;
-  size_t max_line;
-  char **runtime_argv;
-};
-
-/* One output stream: bytes read but not yet logged. Capacity is max_line + 2 so that a line of
- * exactly max_line bytes followed by "\r\n" or "\n" is still one F record. */
-struct stream {
-  int fd;
-  int tag;
-  const char *name;
-  char *buf;
-  size_t len, cap;
-};
-
-struct client {
-  int fd;
-  bool skipping;
-  size_t len;
-  char *buf; /* client_bufs[slot]: apart, so that the pages of unused slots are never touched */
-};
-static char client_bufs[SKIFF_MON_CTL_MAX_CLIENTS][SKIFF_MON_CTL_MAX_REQUEST];
-
-static struct {
-  struct opts o;
-  int epfd, sigfd, ctl_fd, console_fd, log_fd, stdin_w, pidfd;
-  struct stream out, err;
-  struct client clients[SKIFF_MON_CTL_MAX_CLIENTS];
-  pid_t container;
-  bool exited;
-  int exit_code, exit_signal;
-  struct timespec exited_at;
-  int64_t drain_deadline_ms, retry_at_ms; /* CLOCK_MONOTONIC; 0 = none */
-  uint64_t log_dropped;
-  bool log_failing, log_midrecord, pidfd_gone;
-} M = {
+struct monitor M = {
     .o = {.sync_fd = -1, .max_line = SKIFF_MON_DEFAULT_LOG_MAX_LINE},
     .epfd = -1,
     .sigfd = -1,
@@ -88,7 +37,7 @@ static struct {
 
 /* ---- Diagnostics (to our stderr, which skiffd points at a file or /dev/null) ----------------- */
 
-__attribute__((format(printf, 1, 2))) static void note(const char *fmt, ...) {
+void note(const char *fmt, ...) {
   char line[512];
   int n = snprintf(line, sizeof line, PROG "[%s]: ", M.o.id ? M.o.id : "?");
   if (n < 0 || (size_t)n >= sizeof line)
@@ -105,7 +54,7 @@ __attribute__((format(printf, 1, 2))) static void note(const char *fmt, ...) {
   (void)!write_all(STDERR_FILENO, line, len); /* best effort: nobody may be reading */
 }
 
-static void note_err(const struct skiff_err *err) {
+void note_err(const struct skiff_err *err) {
   if (err->errno_)
     note("%s: %s", err->msg, strerror(err->errno_));
   else
@@ -114,368 +63,40 @@ static void note_err(const struct skiff_err *err) {
 
 /* ---- Time ------------------------------------------------------------------------------------ */
 
-static int64_t mono_ms(void) {
+int64_t mono_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* RFC 3339 in UTC with all nine fraction digits (fixed width, so records sort as text; kubelet's
- * time.RFC3339Nano parser takes any number of digits). Writes 30 bytes plus a NUL. The date part is
- * cached per second: it is most of the cost and most records share their second. */
-#define TS_LEN 30
-static void format_time(char out[TS_LEN + 1], const struct timespec *ts) {
-  static time_t cached_sec = (time_t)-1;
-  static char cached[21]; /* "YYYY-MM-DDTHH:MM:SS." */
-  if (ts->tv_sec != cached_sec) {
-    struct tm tm;
-    gmtime_r(&ts->tv_sec, &tm);
-    unsigned year = (unsigned)(tm.tm_year + 1900) % 10000u;
-    unsigned v[6] = {year,
-                     (unsigned)tm.tm_mon + 1,
-                     (unsigned)tm.tm_mday,
-                     (unsigned)tm.tm_hour,
-                     (unsigned)tm.tm_min,
-                     (unsigned)tm.tm_sec};
-    char *p = cached;
-    *p++ = (char)('0' + v[0] / 1000), *p++ = (char)('0' + v[0] / 100 % 10);
-    *p++ = (char)('0' + v[0] / 10 % 10), *p++ = (char)('0' + v[0] % 10);
-    static const char seps[] = "--T::.";
-    for (int i = 1; i < 6; i++) {
-      *p++ = seps[i - 1];
-      *p++ = (char)('0' + v[i] / 10 % 10), *p++ = (char)('0' + v[i] % 10);
-    }
-    *p++ = seps[5];
-    cached_sec = ts->tv_sec;
-  }
-  memcpy(out, cached, 20);
-  unsigned long ns = (unsigned long)ts->tv_nsec;
-  for (int i = 28; i >= 20; i--, ns /= 10)
-    out[i] = (char)('0' + ns % 10);
-  out[29] = 'Z';
-  out[30] = '\0';
-}
-
-/* ---- CRI log file ---------------------------------------------------------------------------- */
-
-static int open_log(struct skiff_err *err) {
-  int fd = SKIFF_RETRY(open(M.o.log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640));
-  if (fd < 0)
-    return skiff_fail(err, errno, "open log %s", M.o.log);
-  return fd;
-}
-
-/* writev(2) of every byte, across short writes. 0; or -1 with errno and *written the bytes out. */
-static int writev_all(int fd, struct iovec *iov, int cnt, size_t *written) {
-  *written = 0;
-  while (cnt > 0) {
-    ssize_t n = SKIFF_RETRY(writev(fd, iov, cnt));
-    if (n < 0)
-      return -1;
-    if (n == 0) {
-      errno = EIO;
-      return -1;
-    }
-    *written += (size_t)n;
-    while (cnt > 0 && (size_t)n >= iov->iov_len) {
-      n -= (ssize_t)iov->iov_len;
-      iov++, cnt--;
-    }
-    if (cnt > 0) {
-      iov->iov_base = (char *)iov->iov_base + n;
-      iov->iov_len -= (size_t)n;
-    }
-  }
-  return 0;
-}
-
-/*
- * Records are gathered per read of a stream and written with one writev(2): one system call per
- * read rather than per line (conmon does the same; containerd writes each line). They share the
- * read's timestamp and point into the stream's buffer, so the batch is flushed before that buffer
- * changes (log_flush at the end of stream_consume and in stream_close).
- */
-#define BATCH_RECORDS 64
-static struct {
-  const struct stream *s;
-  int records, iovcnt;
-  size_t bytes, lead;         /* lead: 1 when the batch starts with a repairing "\n" */
-  size_t ends[BATCH_RECORDS]; /* byte offset just past each record */
-  struct iovec iov[1 + 3 * BATCH_RECORDS];
-  char head[2][TS_LEN + 16]; /* "<time> <stream> F " and "... P " */
-  size_t head_len;
-} B;
-
-/*
- * A write error (ENOSPC, EIO, a file system gone) never stops the monitor: the records that did not
- * make it are dropped and counted, the container keeps running and its output keeps being read (a
- * full pipe would block it). If a record was cut in the middle, the next write starts with a
- * newline, so that a failure damages at most that one record.
- */
-static void log_flush(void) {
-  if (B.records == 0)
-    return;
-  int records = B.records;
-  B.records = 0;
-  if (M.log_fd < 0) {
-    M.log_dropped += (uint64_t)records;
-    return;
-  }
-  size_t written = 0;
-  if (writev_all(M.log_fd, B.iov, B.iovcnt, &written) < 0) {
-    if (!M.log_failing)
-      note("write %s: %s; dropping output until writes succeed again", M.o.log, strerror(errno));
-    M.log_failing = true;
-    int ok = 0;
-    while (ok < records && B.ends[ok] <= written)
-      ok++;
-    M.log_dropped += (uint64_t)(records - ok);
-    if (written >= B.lead) /* else the repairing newline is still owed */
-      M.log_midrecord = written > (ok > 0 ? B.ends[ok - 1] : B.lead);
-    return;
-  }
-  if (M.log_failing)
-    note("writes to %s succeed again after %llu dropped records", M.o.log,
-         (unsigned long long)M.log_dropped);
-  M.log_failing = false;
-  M.log_midrecord = false;
-}
-
-static void log_record(const struct stream *s, bool partial, const char *data, size_t len) {
-  if (B.records == BATCH_RECORDS || (B.records > 0 && B.s != s))
-    log_flush();
-  if (B.records == 0) {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    format_time(B.head[0], &now);
-    size_t h = TS_LEN, nl = strlen(s->name);
-    B.head[0][h++] = ' ';
-    memcpy(B.head[0] + h, s->name, nl);
-    h += nl;
-    B.head[0][h++] = ' ';
-    B.head[0][h++] = SKIFF_MON_TAG_FULL[0];
-    B.head[0][h++] = ' ';
-    memcpy(B.head[1], B.head[0], h);
-    B.head[1][h - 2] = SKIFF_MON_TAG_PARTIAL[0];
-    B.head_len = h;
-    B.s = s;
-    B.iovcnt = 0;
-    B.lead = M.log_midrecord ? 1 : 0;
-    if (B.lead)
-      B.iov[B.iovcnt++] = (struct iovec){.iov_base = "\n", .iov_len = 1};
-    B.bytes = B.lead;
-  }
-  B.iov[B.iovcnt++] = (struct iovec){.iov_base = B.head[partial], .iov_len = B.head_len};
-  if (len > 0)
-    B.iov[B.iovcnt++] = (struct iovec){.iov_base = (void *)data, .iov_len = len};
-  B.iov[B.iovcnt++] = (struct iovec){.iov_base = "\n", .iov_len = 1};
-  B.bytes += B.head_len + len + 1;
-  B.ends[B.records++] = B.bytes;
-}
-
-/* A complete line (without its newline): P records of max_line bytes, then the F record. */
-static void log_line(const struct stream *s, const char *p, size_t len) {
-  while (len > M.o.max_line) {
-    log_record(s, true, p, M.o.max_line);
-    p += M.o.max_line;
-    len -= M.o.max_line;
-  }
-  log_record(s, false, p, len);
-}
-
-/* Logs every complete line in the buffer, and cuts a line that filled it; keeps the rest. */
-static void stream_consume(struct stream *s) {
-  size_t start = 0;
-  for (;;) {
-    char *p = s->buf + start;
-    size_t avail = s->len - start;
-    char *eol = memchr(p, '\n', avail);
-    if (eol) {
-      size_t len = (size_t)(eol - p);
-      log_line(s, p, len > 0 && p[len - 1] == '\r' ? len - 1 : len);
-      start += len + 1;
-      continue;
-    }
-    if (avail == s->cap) { /* a line longer than the buffer: cut max_line bytes, keep two */
-      log_record(s, true, p, M.o.max_line);
-      start += M.o.max_line;
-      continue;
-    }
-    break;
-  }
-  log_flush(); /* before the memmove: the batch points into the buffer */
-  if (start > 0) {
-    memmove(s->buf, s->buf + start, s->len - start);
-    s->len -= start;
-  }
-}
-
-/* The stream ended: what is left has no newline, so it goes out as P records (see the header). */
-static void stream_close(struct stream *s) {
-  size_t off = 0;
-  while (s->len - off > 0) {
-    size_t n = s->len - off > M.o.max_line ? M.o.max_line : s->len - off;
-    log_record(s, true, s->buf + off, n);
-    off += n;
-  }
-  log_flush();
-  s->len = 0;
-  if (s->fd >= 0) {
-    epoll_ctl(M.epfd, EPOLL_CTL_DEL, s->fd, NULL);
-    close(s->fd);
-    s->fd = -1;
-  }
-  free(s->buf);
-  s->buf = NULL;
-}
-
-static void stream_read(struct stream *s) {
-  /* A few reads per wakeup, so that one busy stream cannot starve the other or the socket. */
-  for (int i = 0; i < 4 && s->fd >= 0; i++) {
-    ssize_t n = SKIFF_RETRY(read(s->fd, s->buf + s->len, s->cap - s->len));
-    if (n > 0) {
-      s->len += (size_t)n;
-      stream_consume(s);
-      continue;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-      return;
-    /* 0: every writer is gone. EIO: a pty master whose slave side is all closed. */
-    if (n < 0 && errno != EIO)
-      note("read %s: %s", s->name, strerror(errno));
-    stream_close(s);
-  }
-}
-
-static int stream_open(struct stream *s, int fd, struct skiff_err *err) {
-  s->fd = fd;
-  s->cap = M.o.max_line + 2;
-  s->buf = malloc(s->cap);
-  if (!s->buf)
-    return skiff_fail(err, ENOMEM, "allocate %s buffer", s->name);
-  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EV(s->tag, 0)};
-  if (epoll_ctl(M.epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-    return skiff_fail(err, errno, "epoll add %s", s->name);
-  return 0;
-}
-
-/* ---- Small JSON reader for control requests: a flat object, string values found by key ------- */
-
-static const char *json_ws(const char *p, const char *end) {
-  while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-    p++;
-  return p;
-}
-
-/* Reads the string at p (a '"'), unescaped and truncated into out; returns the byte after it. */
-static const char *json_string(const char *p, const char *end, char *out, size_t outsize) {
-  size_t n = 0;
-  if (p >= end || *p != '"')
-    return NULL;
-  for (p++; p < end; p++) {
-    char c = *p;
-    if (c == '"') {
-      if (outsize)
-        out[n < outsize ? n : outsize - 1] = '\0';
-      return p + 1;
-    }
-    if ((unsigned char)c < 0x20)
-      return NULL;
-    if (c == '\\') {
-      if (++p >= end)
-        return NULL;
-      switch (*p) {
-      case 'n': c = '\n'; break;
-      case 't': c = '\t'; break;
-      case 'r': c = '\r'; break;
-      case 'b': c = '\b'; break;
-      case 'f': c = '\f'; break;
-      case 'u':
-        if (end - p < 5)
-          return NULL;
-        p += 4;
-        c = '?'; /* names in this protocol are ASCII; anything else only needs to not match */
-        break;
-      default: c = *p; /* " \ / */
-      }
-    }
-    if (n + 1 < outsize)
-      out[n] = c;
-    n++;
-  }
-  return NULL;
-}
-
-/* Skips any value; nested ones by bracket depth, strings aware. */
-static const char *json_skip(const char *p, const char *end) {
-  int depth = 0;
-  while (p < end) {
-    if (*p == '"') {
-      p = json_string(p, end, NULL, 0);
-      if (!p)
-        return NULL;
-      if (depth == 0)
-        return p;
-      continue;
-    }
-    if (*p == '{' || *p == '[')
-      depth++;
-    else if (*p == '}' || *p == ']') {
-      if (depth == 0)
-        return p;
-      if (--depth == 0)
-        return p + 1;
-    } else if (depth == 0 && (*p == ',' || *p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-      return p;
-    p++;
-  }
-  return depth == 0 ? p : NULL;
-}
-
-/* 0 and the value of the string member `key`; -1 when absent, not a string or not JSON. */
-static int json_get_string(const char *p, size_t len, const char *key, char *out, size_t outsize) {
-  const char *end = p + len;
-  int found = -1;
-  p = json_ws(p, end);
-  if (p >= end || *p++ != '{')
-    return -1;
-  p = json_ws(p, end);
-  if (p < end && *p == '}')
-    return -1;
-  while (p < end) {
-    char name[64];
-    p = json_string(json_ws(p, end), end, name, sizeof name);
-    if (!p)
-      return -1;
-    p = json_ws(p, end);
-    if (p >= end || *p++ != ':')
-      return -1;
-    p = json_ws(p, end);
-    if (found < 0 && strcmp(name, key) == 0 && p < end && *p == '"') {
-      p = json_string(p, end, out, outsize);
-      found = 0;
-    } else {
-      p = json_skip(p, end);
-    }
-    if (!p)
-      return -1;
-    p = json_ws(p, end);
-    if (p < end && *p == ',') {
-      p++;
-      continue;
-    }
-    if (p < end && *p == '}')
-      return json_ws(p + 1, end) == end ? found : -1;
-    return -1;
-  }
-  return -1;
-}
-
 /* ---- Exit status ----------------------------------------------------------------------------- */
+
+/* The "oom_kill N" counter of --oom-file (see monitor-protocol.h); 0 when there is none. */
+static uint64_t read_oom_kills(void) {
+  if (!M.o.oom_file)
+    return 0;
+  char buf[1024];
+  cleanup_close int fd = SKIFF_RETRY(open(M.o.oom_file, O_RDONLY | O_CLOEXEC));
+  ssize_t n = fd < 0 ? -1 : read_all(fd, buf, sizeof buf - 1);
+  if (n < 0) {
+    if (errno != ENOENT)
+      note("read %s: %s", M.o.oom_file, strerror(errno));
+    return 0;
+  }
+  buf[n] = '\0';
+  static const char key[] = SKIFF_MON_OOM_KILL_KEY " ";
+  for (char *line = buf; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+    if (strncmp(line, key, sizeof key - 1) == 0)
+      return strtoull(line + sizeof key - 1, NULL, 10);
+  }
+  return 0;
+}
 
 static void set_exited(int wstatus, bool known) {
   M.exited = true;
   clock_gettime(CLOCK_REALTIME, &M.exited_at);
+  /* Read now: the cgroup goes away with `runtime delete`, which may come soon after. */
+  M.oom_killed = read_oom_kills() > M.oom_kills_at_start;
   if (!known) {
     M.exit_code = 255;
     M.exit_signal = 0;
@@ -487,6 +108,7 @@ static void set_exited(int wstatus, bool known) {
     M.exit_signal = 0;
   }
   M.drain_deadline_ms = mono_ms() + SKIFF_MON_DRAIN_MS;
+  exec_kill_all(); /* the sessions end with the container: their exit frames come before the file */
   if (M.pidfd >= 0) {
     epoll_ctl(M.epfd, EPOLL_CTL_DEL, M.pidfd, NULL);
     close(M.pidfd);
@@ -494,7 +116,9 @@ static void set_exited(int wstatus, bool known) {
   }
 }
 
-/* Reaps every child that has exited: the container, and whatever else was reparented to us. */
+/* Reaps every child that has exited: the container, the exec sessions' runtime processes, and
+ * whatever else was reparented to us. The container's pid cannot be a session's: both are our
+ * unreaped children when they are compared, so the kernel has not reused either. */
 static void reap(void) {
   for (;;) {
     int st;
@@ -503,6 +127,8 @@ static void reap(void) {
       return;
     if (p == M.container && !M.exited)
       set_exited(st, true);
+    else
+      exec_reaped(p, st);
   }
 }
 
@@ -533,173 +159,17 @@ static void pidfd_ready(void) {
   }
 }
 
-static size_t format_exit(char *buf, size_t size) {
+size_t format_exit(char *buf, size_t size) {
   char at[TS_LEN + 1];
   format_time(at, &M.exited_at);
   int n = snprintf(buf, size,
                    "\"" SKIFF_MON_EXIT_CODE "\":%d,\"" SKIFF_MON_EXIT_SIGNAL
-                   "\":%d,\"" SKIFF_MON_EXIT_AT "\":\"%s\",\"" SKIFF_MON_EXIT_AT_NS "\":\"%lld\"",
+                   "\":%d,\"" SKIFF_MON_EXIT_AT "\":\"%s\",\"" SKIFF_MON_EXIT_AT_NS
+                   "\":\"%lld\",\"" SKIFF_MON_EXIT_OOM_KILLED "\":%s",
                    M.exit_code, M.exit_signal, at,
-                   (long long)M.exited_at.tv_sec * 1000000000LL + M.exited_at.tv_nsec);
+                   (long long)M.exited_at.tv_sec * 1000000000LL + M.exited_at.tv_nsec,
+                   M.oom_killed ? "true" : "false");
   return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
-}
-
-/* ---- Control socket -------------------------------------------------------------------------- */
-
-static int listen_unix(const char *path, int backlog, struct skiff_err *err) {
-  struct sockaddr_un addr = {.sun_family = AF_UNIX};
-  if (strlen(path) >= sizeof addr.sun_path)
-    return skiff_fail(err, ENAMETOOLONG, "socket path %s", path);
-  strcpy(addr.sun_path, path);
-  cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0)
-    return skiff_fail(err, errno, "socket %s", path);
-  if (unlink(path) < 0 && errno != ENOENT) /* a stale socket of a previous monitor */
-    return skiff_fail(err, errno, "unlink %s", path);
-  mode_t old = umask(0077); /* born 0600: no window in which others may connect */
-  int r = bind(fd, (struct sockaddr *)&addr, sizeof addr);
-  int bind_errno = errno;
-  umask(old);
-  if (r < 0)
-    return skiff_fail(err, bind_errno, "bind %s", path);
-  if (listen(fd, backlog) < 0)
-    return skiff_fail(err, errno, "listen %s", path);
-  int ret = fd;
-  fd = -1;
-  return ret;
-}
-
-static void client_close(int i) {
-  struct client *c = &M.clients[i];
-  if (c->fd >= 0) {
-    epoll_ctl(M.epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
-  }
-  c->fd = -1;
-  c->len = 0;
-  c->skipping = false;
-}
-
-/* Replies are small; a client that does not read them is dropped rather than waited for. */
-static int client_send(int fd, const char *line, size_t len) {
-  ssize_t n = SKIFF_RETRY(send(fd, line, len, MSG_NOSIGNAL | MSG_DONTWAIT));
-  return n == (ssize_t)len ? 0 : -1;
-}
-
-static int reply_error(int fd, const char *msg) {
-  char esc[256], line[320];
-  json_escape(esc, sizeof esc, msg, strlen(msg));
-  int n = snprintf(line, sizeof line, "{\"" SKIFF_MON_REPLY_ERROR "\":\"%s\"}\n", esc);
-  return client_send(fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-}
-
-static int handle_request(int fd, const char *req, size_t len) {
-  char op[64];
-  if (json_get_string(req, len, SKIFF_MON_CTL_OP, op, sizeof op) < 0)
-    return reply_error(fd, "bad request: want {\"" SKIFF_MON_CTL_OP "\":\"...\"}");
-
-  if (strcmp(op, SKIFF_MON_OP_STATUS) == 0) {
-    char id[160], line[512];
-    json_escape(id, sizeof id, M.o.id, strlen(M.o.id));
-    int n = snprintf(
-        line, sizeof line,
-        "{\"" SKIFF_MON_STATUS_ID "\":\"%s\",\"" SKIFF_MON_STATUS_PID
-        "\":%d,\"" SKIFF_MON_STATUS_RUNNING "\":%s,\"" SKIFF_MON_STATUS_LOG_DROPPED "\":%llu",
-        id, (int)M.container, M.exited ? "false" : "true", (unsigned long long)M.log_dropped);
-    if (n < 0 || (size_t)n >= sizeof line - 200)
-      return reply_error(fd, "status too long");
-    size_t len2 = (size_t)n;
-    if (M.exited) {
-      line[len2++] = ',';
-      len2 += format_exit(line + len2, sizeof line - len2 - 3);
-    }
-    line[len2++] = '}';
-    line[len2++] = '\n';
-    return client_send(fd, line, len2);
-  }
-  if (strcmp(op, SKIFF_MON_OP_REOPEN_LOG) == 0) {
-    /* Open the new file before closing the old one, so a failure keeps logging where it was. */
-    struct skiff_err err = {0};
-    int fd2 = open_log(&err);
-    if (fd2 < 0) {
-      char msg[320];
-      snprintf(msg, sizeof msg, "%s: %s", err.msg, strerror(err.errno_));
-      return reply_error(fd, msg);
-    }
-    if (M.log_fd >= 0)
-      close(M.log_fd);
-    M.log_fd = fd2;
-    M.log_midrecord = false;
-    static const char ok[] = "{\"" SKIFF_MON_REPLY_OK "\":true}\n";
-    return client_send(fd, ok, sizeof ok - 1);
-  }
-  if (strcmp(op, SKIFF_MON_OP_ATTACH) == 0 || strcmp(op, SKIFF_MON_OP_RESIZE) == 0)
-    return reply_error(fd, SKIFF_MON_ERR_UNSUPPORTED);
-  char msg[96];
-  snprintf(msg, sizeof msg, "unknown op \"%s\"", op);
-  return reply_error(fd, msg);
-}
-
-static void client_read(int i) {
-  struct client *c = &M.clients[i];
-  ssize_t n = SKIFF_RETRY(read(c->fd, c->buf + c->len, SKIFF_MON_CTL_MAX_REQUEST - c->len));
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-    return;
-  if (n <= 0) { /* skiffd went away; that is normal and never ends the monitor */
-    client_close(i);
-    return;
-  }
-  c->len += (size_t)n;
-  size_t start = 0;
-  char *eol;
-  while ((eol = memchr(c->buf + start, '\n', c->len - start)) != NULL) {
-    size_t len = (size_t)(eol - (c->buf + start));
-    if (c->skipping) /* the end of an over-long request, already answered */
-      c->skipping = false;
-    else if (handle_request(c->fd, c->buf + start, len) < 0) {
-      client_close(i);
-      return;
-    }
-    start += len + 1;
-  }
-  memmove(c->buf, c->buf + start, c->len - start);
-  c->len -= start;
-  if (c->len == SKIFF_MON_CTL_MAX_REQUEST) {
-    /* Answer once and skip to the next newline; closing now would reset the connection under the
-     * unread rest and lose the answer. */
-    if (!c->skipping && reply_error(c->fd, "request too long") < 0) {
-      client_close(i);
-      return;
-    }
-    c->skipping = true;
-    c->len = 0;
-  }
-}
-
-static void ctl_accept(void) {
-  for (;;) {
-    int fd = SKIFF_RETRY(accept4(M.ctl_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK));
-    if (fd < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
-        note("accept %s: %s", M.o.ctl, strerror(errno));
-      return;
-    }
-    int i = 0;
-    while (i < SKIFF_MON_CTL_MAX_CLIENTS && M.clients[i].fd >= 0)
-      i++;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u64 = EV(EV_CLIENT, i)};
-    if (i == SKIFF_MON_CTL_MAX_CLIENTS) {
-      reply_error(fd, "too many connections");
-      close(fd);
-    } else if (epoll_ctl(M.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-      note("epoll add client: %s", strerror(errno));
-      close(fd);
-    } else {
-      M.clients[i].fd = fd;
-      M.clients[i].len = 0;
-      M.clients[i].skipping = false;
-    }
-  }
 }
 
 /* ---- Console socket: the runtime sends the pty master with SCM_RIGHTS ------------------------ */
@@ -756,12 +226,13 @@ static void usage_fail(const char *msg) {
                " PATH " SKIFF_MON_FLAG_CTL " PATH " SKIFF_MON_FLAG_SYNC_FD " N\n"
                "       [" SKIFF_MON_FLAG_TTY "] [" SKIFF_MON_FLAG_STDIN
                "] [" SKIFF_MON_FLAG_STDIN_ONCE "] [" SKIFF_MON_FLAG_LOG_MAX_LINE
-               " BYTES] " SKIFF_MON_FLAG_END " RUNTIME_ARGV...\n",
+               " BYTES] [" SKIFF_MON_FLAG_OOM_FILE " PATH]\n"
+               "       " SKIFF_MON_FLAG_END " RUNTIME_ARGV...\n",
           msg);
   exit(2);
 }
 
-static bool parse_uint(const char *s, unsigned long max, unsigned long *out) {
+bool parse_uint(const char *s, unsigned long max, unsigned long *out) {
   char *end;
   if (!s || *s < '0' || *s > '9')
     return false;
@@ -801,6 +272,8 @@ static void parse_args(int argc, char **argv) {
       o->pid_file = v, i++;
     else if (strcmp(a, SKIFF_MON_FLAG_CTL) == 0)
       o->ctl = v, i++;
+    else if (strcmp(a, SKIFF_MON_FLAG_OOM_FILE) == 0)
+      o->oom_file = v, i++;
     else if (strcmp(a, SKIFF_MON_FLAG_SYNC_FD) == 0) {
       if (!parse_uint(v, INT_MAX, &n) || n < 3)
         usage_fail(SKIFF_MON_FLAG_SYNC_FD " must be a descriptor number >= 3");
@@ -879,7 +352,7 @@ static void ensure_stdio(void) {
   }
 }
 
-static int read_pid_file(const char *path, struct skiff_err *err) {
+int read_pid_file(const char *path, struct skiff_err *err) {
   char buf[32];
   cleanup_close int fd = SKIFF_RETRY(open(path, O_RDONLY | O_CLOEXEC));
   if (fd < 0)
@@ -918,7 +391,7 @@ static int epoll_add(int fd, int kind, struct skiff_err *err) {
   return 0;
 }
 
-static int set_nonblock(int fd) {
+int set_nonblock(int fd) {
   int fl = fcntl(fd, F_GETFL);
   return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
@@ -1083,7 +556,7 @@ static void setup(int argc, char **argv) {
   if (epoll_add(M.sigfd, EV_SIGNAL, &err) < 0)
     fail_startup(&err, NULL, 0);
   for (int k = 0; k < SKIFF_MON_CTL_MAX_CLIENTS; k++)
-    M.clients[k] = (struct client){.fd = -1, .buf = client_bufs[k]};
+    M.clients[k].fd = -1;
 
   if ((M.log_fd = open_log(&err)) < 0)
     fail_startup(&err, NULL, 0);
@@ -1107,14 +580,16 @@ static void setup(int argc, char **argv) {
 
 /* ---- Main loop ------------------------------------------------------------------------------- */
 
-/* Once the container is gone and its output drained (or the drain time is up): the exit file, then
- * the socket, then exit. If the exit file cannot be written, keep serving status and retry. */
+/* Once the container is gone, its output drained and its exec sessions ended (or the drain time is
+ * up): the exit file, then the socket, then exit. If the exit file cannot be written, keep serving
+ * status and retry. */
 static void maybe_finish(void) {
   if (!M.exited)
     return;
   bool drained = M.out.fd < 0 && M.err.fd < 0;
-  if (!drained && mono_ms() < M.drain_deadline_ms)
+  if ((!drained || exec_live() > 0) && mono_ms() < M.drain_deadline_ms)
     return;
+  exec_abandon_all();
   if (!drained) {
     /* Grandchildren hold the pipes: log what is there now, then let them go. */
     if (M.out.fd >= 0)
@@ -1145,8 +620,8 @@ static void maybe_finish(void) {
 }
 
 static int next_timeout(void) {
-  int64_t deadline = 0;
-  if (M.drain_deadline_ms)
+  int64_t deadline = exec_next_deadline();
+  if (M.drain_deadline_ms && (!deadline || M.drain_deadline_ms < deadline))
     deadline = M.drain_deadline_ms;
   if (M.retry_at_ms && (!deadline || M.retry_at_ms < deadline))
     deadline = M.retry_at_ms;
@@ -1159,6 +634,8 @@ static int next_timeout(void) {
 int main(int argc, char **argv) {
   setup(argc, argv);
   run_create();
+  /* Before the sync line: skiffd starts the container once it has it. */
+  M.oom_kills_at_start = read_oom_kills();
 
   char line[48];
   int n = snprintf(line, sizeof line, "{\"" SKIFF_MON_SYNC_PID "\":%d}\n", (int)M.container);
@@ -1172,6 +649,7 @@ int main(int argc, char **argv) {
     pidfd_ready();
 
   for (;;) {
+    exec_timers();
     maybe_finish();
     struct epoll_event evs[8];
     int cnt = SKIFF_RETRY(epoll_wait(M.epfd, evs, 8, next_timeout()));
@@ -1197,6 +675,9 @@ int main(int argc, char **argv) {
         if (M.clients[idx].fd >= 0)
           client_read((int)idx);
         break;
+      case EV_EXEC_SOCK:
+      case EV_EXEC_OUT:
+      case EV_EXEC_ERR: exec_event(kind, idx, evs[k].events); break;
       default: break;
       }
     }

@@ -3,10 +3,13 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
+  ExecFrameReader,
   MONITOR_PROTOCOL,
   consoleSocketPath,
+  formatExecRequest,
   formatMonitorArgs,
   formatRequest,
+  parseExecExit,
   parseExitFile,
   parseLogLine,
   parseReply,
@@ -45,9 +48,13 @@ void test('formatMonitorArgs puts the flags first and the runtime command line a
   );
   const args = formatMonitorArgs({
     id: 'c1', log: '/l', exitFile: '/e', pidFile: '/p', ctl: '/d/ctl', syncFd: 4,
-    tty: true, stdin: true, stdinOnce: true, logMaxLine: 4096, runtimeArgv: ['crun', 'create', 'c1'],
+    tty: true, stdin: true, stdinOnce: true, logMaxLine: 4096, oomFile: '/sys/fs/cgroup/x/memory.events',
+    runtimeArgv: ['crun', 'create', 'c1'],
   });
-  assert.deepEqual(args.slice(12), ['--tty', '--stdin', '--stdin-once', '--log-max-line', '4096', '--', 'crun', 'create', 'c1']);
+  assert.deepEqual(args.slice(12), [
+    '--tty', '--stdin', '--stdin-once', '--log-max-line', '4096', '--oom-file', '/sys/fs/cgroup/x/memory.events',
+    '--', 'crun', 'create', 'c1',
+  ]);
   assert.equal(consoleSocketPath('/run/skiff/c/c1/ctl'), '/run/skiff/c/c1/console.sock');
 });
 
@@ -57,6 +64,7 @@ void test('formatMonitorArgs rejects what the monitor would refuse', () => {
   assert.throws(() => formatMonitorArgs({ ...base, syncFd: 2 }), /sync fd/);
   assert.throws(() => formatMonitorArgs({ ...base, logMaxLine: 10 }), /out of range/);
   assert.throws(() => formatMonitorArgs({ ...base, logMaxLine: 2 ** 21 }), /out of range/);
+  assert.throws(() => formatMonitorArgs({ ...base, oomFile: '' }), /empty oom file/);
 });
 
 void test('parseLogLine reads CRI records', () => {
@@ -73,8 +81,12 @@ void test('parseLogLine reads CRI records', () => {
 });
 
 void test('parseExitFile reads the exit file, keeping nanoseconds exact', () => {
-  const e = parseExitFile('{"exit_code":137,"signal":9,"exited_at":"2026-11-23T18:00:00.123456789Z","exited_at_ns":"1795456800123456789"}\n');
-  assert.deepEqual(e, { exitCode: 137, signal: 9, exitedAt: '2026-11-23T18:00:00.123456789Z', exitedAtNs: 1795456800123456789n });
+  const e = parseExitFile('{"exit_code":137,"signal":9,"exited_at":"2026-11-23T18:00:00.123456789Z","exited_at_ns":"1795456800123456789","oom_killed":true}\n');
+  assert.deepEqual(e, { exitCode: 137, signal: 9, exitedAt: '2026-11-23T18:00:00.123456789Z', exitedAtNs: 1795456800123456789n, oomKilled: true });
+  const base = '"exit_code":0,"signal":0,"exited_at":"2026-11-23T18:00:00.1Z","exited_at_ns":"1"';
+  assert.equal(parseExitFile(`{${base},"oom_killed":false}`).oomKilled, false);
+  assert.equal(parseExitFile(`{${base}}`).oomKilled, false, 'an older monitor wrote no oom_killed');
+  assert.throws(() => parseExitFile(`{${base},"oom_killed":"yes"}`), /malformed/);
   assert.throws(() => parseExitFile('{"exit_code":1}'), /malformed/);
   assert.throws(() => parseExitFile('{"exit_code":1,"signal":0,"exited_at":"yesterday","exited_at_ns":"1"}'), /malformed/);
   assert.throws(() => parseExitFile('{"exit_code":1,'), /not JSON/);
@@ -100,4 +112,75 @@ void test('sync lines, status and replies parse into their types', () => {
   assert.deepEqual(parseReply('{"ok":true}'), { ok: true });
   assert.deepEqual(parseReply('{"error":"unsupported"}'), { error: 'unsupported' });
   assert.equal(formatRequest({ op: 'reopen-log' }), '{"op":"reopen-log"}\n');
+});
+
+/** A frame as the monitor writes it. */
+function frame(type: number, payload: Buffer | string): Buffer {
+  const data = Buffer.from(payload);
+  const head = Buffer.alloc(5);
+  head[0] = type;
+  head.writeUInt32BE(data.length, 1);
+  return Buffer.concat([head, data]);
+}
+
+void test('the exec frame reader gives the same frames however the stream is cut into chunks', () => {
+  const big = Buffer.alloc(MONITOR_PROTOCOL.FRAME_MAX, 'x');
+  const stream = Buffer.concat([
+    frame(1, 'out one\n'),
+    frame(2, 'err\n'),
+    frame(1, big),
+    frame(2, Buffer.alloc(0)),
+    frame(3, '{"exit_code":0,"signal":0,"timed_out":false}'),
+  ]);
+  const want = [
+    [1, 'out one\n'],
+    [2, 'err\n'],
+    [1, big.toString()],
+    [2, ''],
+    [3, '{"exit_code":0,"signal":0,"timed_out":false}'],
+  ];
+  // Every single cut point, then byte by byte, then all at once.
+  const cuts: number[][] = [];
+  for (let i = 0; i <= stream.length; i += i < 40 ? 1 : 997) cuts.push([i]);
+  cuts.push(Array.from({ length: stream.length }, (_, i) => i + 1));
+  cuts.push([]);
+  for (const points of cuts) {
+    const r = new ExecFrameReader();
+    const got: [number, string][] = [];
+    let from = 0;
+    for (const to of [...points, stream.length]) {
+      for (const f of r.push(stream.subarray(from, to))) got.push([f.type, f.data.toString()]);
+      from = to;
+    }
+    assert.deepEqual(got, want, `cut at ${points.length > 3 ? 'every byte' : JSON.stringify(points)}`);
+    assert.equal(r.buffered, 0);
+  }
+  // A header alone, then half a payload: nothing yet, and the bytes wait.
+  const r = new ExecFrameReader();
+  assert.deepEqual(r.push(frame(1, 'abcdef').subarray(0, 8)), []);
+  assert.equal(r.buffered, 8);
+});
+
+void test('the exec frame reader rejects frames the monitor never sends', () => {
+  assert.throws(() => new ExecFrameReader().push(frame(4, 'x')), /unknown frame type 4/);
+  assert.throws(() => new ExecFrameReader().push(Buffer.from('{"error":"x"}\n')), /unknown frame type 123/);
+  const head = Buffer.from([1, 0, 0, 0x40, 1]); // FRAME_MAX + 1
+  assert.throws(() => new ExecFrameReader().push(head), /frame of 16385 bytes/);
+});
+
+void test('exec requests and exit frames', () => {
+  assert.equal(
+    formatExecRequest({ argv: ['/bin/crun', 'exec', '--pid-file', '/p', 'c"1'], pidFile: '/p', timeoutMs: 1500 }),
+    '{"op":"exec","argv":["/bin/crun","exec","--pid-file","/p","c\\"1"],"pid_file":"/p","timeout_ms":"1500"}\n',
+  );
+  const ok = { argv: ['x'], pidFile: '/p', timeoutMs: 0 };
+  assert.throws(() => formatExecRequest({ ...ok, argv: [] }), /1 to 128/);
+  assert.throws(() => formatExecRequest({ ...ok, argv: Array<string>(129).fill('a') }), /1 to 128/);
+  assert.throws(() => formatExecRequest({ ...ok, argv: ['a\0b'] }), /NUL/);
+  assert.throws(() => formatExecRequest({ ...ok, pidFile: '' }), /pid file/);
+  assert.throws(() => formatExecRequest({ ...ok, timeoutMs: -1 }), /timeout/);
+  assert.throws(() => formatExecRequest({ ...ok, argv: ['x'.repeat(MONITOR_PROTOCOL.CTL_MAX_REQUEST)] }), /over 8192/);
+
+  assert.deepEqual(parseExecExit('{"exit_code":137,"signal":9,"timed_out":true}'), { exitCode: 137, signal: 9, timedOut: true });
+  assert.throws(() => parseExecExit('{"exit_code":1,"signal":0}'), /malformed/);
 });

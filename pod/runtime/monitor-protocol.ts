@@ -16,10 +16,12 @@ export const MONITOR_PROTOCOL = {
   FLAG_STDIN: '--stdin',
   FLAG_STDIN_ONCE: '--stdin-once',
   FLAG_LOG_MAX_LINE: '--log-max-line',
+  FLAG_OOM_FILE: '--oom-file',
   FLAG_END: '--',
   DEFAULT_LOG_MAX_LINE: 16384,
   MIN_LOG_MAX_LINE: 64,
   MAX_LOG_MAX_LINE: 1048576,
+  OOM_KILL_KEY: 'oom_kill',
   CONSOLE_SOCKET: 'console.sock',
   DRAIN_MS: 1000,
   SYNC_PID: 'pid',
@@ -31,19 +33,32 @@ export const MONITOR_PROTOCOL = {
   OP_REOPEN_LOG: 'reopen-log',
   OP_ATTACH: 'attach',
   OP_RESIZE: 'resize',
+  OP_EXEC: 'exec',
   REPLY_OK: 'ok',
   REPLY_ERROR: 'error',
   ERR_UNSUPPORTED: 'unsupported',
-  CTL_MAX_REQUEST: 1024,
+  CTL_MAX_REQUEST: 8192,
   CTL_MAX_CLIENTS: 8,
   STATUS_ID: 'id',
   STATUS_PID: 'pid',
   STATUS_RUNNING: 'running',
   STATUS_LOG_DROPPED: 'log_dropped',
+  EXEC_ARGV: 'argv',
+  EXEC_PID_FILE: 'pid_file',
+  EXEC_TIMEOUT_MS: 'timeout_ms',
+  EXEC_TIMED_OUT: 'timed_out',
+  EXEC_MAX_ARGS: 128,
+  EXEC_MAX_SESSIONS: 16,
+  FRAME_STDOUT: 1,
+  FRAME_STDERR: 2,
+  FRAME_EXIT: 3,
+  FRAME_HEADER: 5,
+  FRAME_MAX: 16384,
   EXIT_CODE: 'exit_code',
   EXIT_SIGNAL: 'signal',
   EXIT_AT: 'exited_at',
   EXIT_AT_NS: 'exited_at_ns',
+  EXIT_OOM_KILLED: 'oom_killed',
   EXIT_SIGNAL_BASE: 128,
   STREAM_STDOUT: 'stdout',
   STREAM_STDERR: 'stderr',
@@ -68,6 +83,8 @@ export interface MonitorArgs {
   stdin?: boolean;
   stdinOnce?: boolean;
   logMaxLine?: number;
+  /** The container's memory.oom_control (cgroup v1) or memory.events (v2), for exit's oomKilled. */
+  oomFile?: string;
   /** The whole `runtime create` command line, wrapper included. */
   runtimeArgv: string[];
 }
@@ -92,6 +109,10 @@ export function formatMonitorArgs(o: MonitorArgs): string[] {
       throw new TypeError(`monitor: log max line ${o.logMaxLine} out of range`);
     }
     args.push(P.FLAG_LOG_MAX_LINE, String(o.logMaxLine));
+  }
+  if (o.oomFile !== undefined) {
+    if (o.oomFile === '') throw new TypeError('monitor: empty oom file path');
+    args.push(P.FLAG_OOM_FILE, o.oomFile);
   }
   args.push(P.FLAG_END, ...o.runtimeArgv);
   return args;
@@ -122,7 +143,8 @@ export type MonitorRequest =
   | { op: typeof P.OP_STATUS }
   | { op: typeof P.OP_REOPEN_LOG }
   | { op: typeof P.OP_ATTACH }
-  | { op: typeof P.OP_RESIZE; width: number; height: number };
+  | { op: typeof P.OP_RESIZE; width: number; height: number }
+  | { op: typeof P.OP_EXEC; argv: string[]; pid_file: string; timeout_ms: string };
 
 /** One request line, newline included. */
 export function formatRequest(req: MonitorRequest): string {
@@ -138,6 +160,8 @@ export interface MonitorExit {
   exitedAt: string;
   /** Nanoseconds since the epoch. */
   exitedAtNs: bigint;
+  /** The memory cgroup's oom_kill counter grew while the container ran (false from older monitors). */
+  oomKilled: boolean;
 }
 
 export interface MonitorStatus {
@@ -186,14 +210,116 @@ function exitFields(v: Record<string, unknown>, what: string): MonitorExit {
   const signal = v[P.EXIT_SIGNAL];
   const at = v[P.EXIT_AT];
   const ns = v[P.EXIT_AT_NS];
+  const oom = v[P.EXIT_OOM_KILLED] ?? false;
   if (
     !Number.isInteger(code) || !Number.isInteger(signal) ||
     typeof at !== 'string' || !RFC3339_NANO.test(at) ||
-    typeof ns !== 'string' || !/^\d+$/.test(ns)
+    typeof ns !== 'string' || !/^\d+$/.test(ns) || typeof oom !== 'boolean'
   ) {
     throw new SkiffError('SKIFF_INTERNAL', `${what}: malformed: ${JSON.stringify(v)}`);
   }
-  return { exitCode: code as number, signal: signal as number, exitedAt: at, exitedAtNs: BigInt(ns) };
+  return { exitCode: code as number, signal: signal as number, exitedAt: at, exitedAtNs: BigInt(ns), oomKilled: oom };
+}
+
+// ---- Exec sessions ----
+
+export interface ExecRequest {
+  /** The whole command line (`runtime exec --process F --pid-file P ID`, wrapper included). */
+  argv: string[];
+  /** The runtime's --pid-file: the monitor kills that process's tree on timeout or disconnect. */
+  pidFile: string;
+  /** 0: no deadline. */
+  timeoutMs: number;
+}
+
+/** The exec request line, newline included; throws what the monitor would refuse. */
+export function formatExecRequest(o: ExecRequest): string {
+  if (o.argv.length === 0 || o.argv.length > P.EXEC_MAX_ARGS || o.argv[0] === '') {
+    throw new TypeError(`monitor exec: argv must have 1 to ${P.EXEC_MAX_ARGS} strings`);
+  }
+  if (o.argv.some((a) => a.includes('\0'))) throw new TypeError('monitor exec: argv holds a NUL byte');
+  if (o.pidFile === '') throw new TypeError('monitor exec: empty pid file path');
+  if (!Number.isSafeInteger(o.timeoutMs) || o.timeoutMs < 0) throw new TypeError(`monitor exec: bad timeout ${o.timeoutMs}`);
+  const line = formatRequest({ op: P.OP_EXEC, argv: o.argv, pid_file: o.pidFile, timeout_ms: String(o.timeoutMs) });
+  if (Buffer.byteLength(line) > P.CTL_MAX_REQUEST) {
+    throw new TypeError(`monitor exec: request of ${Buffer.byteLength(line)} bytes is over ${P.CTL_MAX_REQUEST}`);
+  }
+  return line;
+}
+
+export interface ExecFrame {
+  type: typeof P.FRAME_STDOUT | typeof P.FRAME_STDERR | typeof P.FRAME_EXIT;
+  /** Output bytes, or the exit frame's JSON. */
+  data: Buffer;
+}
+
+/**
+ * Cuts the byte stream of an accepted exec session into frames, whatever the chunking. Throws on a
+ * frame the monitor never sends (unknown type, length over FRAME_MAX).
+ */
+export class ExecFrameReader {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  /** The frames completed by `chunk`, in order. */
+  push(chunk: Buffer): ExecFrame[] {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    const frames: ExecFrame[] = [];
+    while (this.pendingBytes >= P.FRAME_HEADER) {
+      const head = this.peek(P.FRAME_HEADER);
+      const type = head[0] as ExecFrame['type'];
+      const len = head.readUInt32BE(1);
+      if (type !== P.FRAME_STDOUT && type !== P.FRAME_STDERR && type !== P.FRAME_EXIT) {
+        throw new SkiffError('SKIFF_RUNTIME_FAILED', `monitor exec: unknown frame type ${head[0]}`);
+      }
+      if (len > P.FRAME_MAX) throw new SkiffError('SKIFF_RUNTIME_FAILED', `monitor exec: frame of ${len} bytes`);
+      if (this.pendingBytes < P.FRAME_HEADER + len) break;
+      const frame = this.take(P.FRAME_HEADER + len);
+      frames.push({ type, data: frame.subarray(P.FRAME_HEADER) });
+    }
+    return frames;
+  }
+
+  /** Bytes received that do not yet make a whole frame. */
+  get buffered(): number {
+    return this.pendingBytes;
+  }
+
+  private peek(n: number): Buffer {
+    if (this.pending[0].length < n) this.pending = [Buffer.concat(this.pending)];
+    return this.pending[0].subarray(0, n);
+  }
+
+  private take(n: number): Buffer {
+    if (this.pending[0].length < n) this.pending = [Buffer.concat(this.pending)];
+    const first = this.pending[0];
+    const out = first.subarray(0, n);
+    if (first.length === n) this.pending.shift();
+    else this.pending[0] = first.subarray(n);
+    this.pendingBytes -= n;
+    return out;
+  }
+}
+
+export interface ExecExit {
+  /** The runtime process's status: 128+signal when a signal killed it; 255 when unknown. */
+  exitCode: number;
+  signal: number;
+  /** The monitor killed it at timeout_ms. */
+  timedOut: boolean;
+}
+
+export function parseExecExit(payload: string): ExecExit {
+  const what = 'monitor exec exit frame';
+  const v = parseObject(payload, what);
+  const code = v[P.EXIT_CODE];
+  const signal = v[P.EXIT_SIGNAL];
+  const timedOut = v[P.EXEC_TIMED_OUT];
+  if (!Number.isInteger(code) || !Number.isInteger(signal) || typeof timedOut !== 'boolean') {
+    throw new SkiffError('SKIFF_RUNTIME_FAILED', `${what}: malformed: ${JSON.stringify(payload)}`);
+  }
+  return { exitCode: code as number, signal: signal as number, timedOut };
 }
 
 // ---- CRI log ----

@@ -21,6 +21,8 @@ export interface MonitorOptions {
   tty: boolean;
   stdin: boolean;
   stdinOnce: boolean;
+  /** The container's memory cgroup counter file (memory.oom_control or memory.events). */
+  oomFile?: string;
   runtimeArgv: string[];
 }
 
@@ -43,6 +45,7 @@ export async function startMonitor(
       tty: o.tty,
       stdin: o.stdin,
       stdinOnce: o.stdinOnce,
+      oomFile: o.oomFile,
       runtimeArgv: o.runtimeArgv,
     });
     child = spawn(o.binary, args, { detached: true, stdio: ['ignore', logFile.fd, logFile.fd, 'pipe'] });

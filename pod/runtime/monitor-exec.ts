@@ -1,0 +1,119 @@
+// ExecSync through the container's monitor (native/monitor-exec.c): one connection per exec, an
+// "exec" request line, then frames of stdout, stderr and the exit status until the monitor closes
+// it. The monitor runs the runtime, enforces the timeout and kills the process tree; closing the
+// connection early kills it too. The wire format is in monitor-protocol.ts.
+import { connect } from 'node:net';
+import { SkiffError } from '../../common/errors.js';
+import { ExecFrameReader, MONITOR_PROTOCOL as P, formatExecRequest, parseExecExit } from './monitor-protocol.js';
+
+export interface MonitorExecOptions {
+  /** `runtime exec --process F --pid-file P ID`, wrapper included. */
+  argv: string[];
+  /** The runtime's --pid-file. */
+  pidFile: string;
+  /** 0: no deadline. */
+  timeoutMs: number;
+  /** Bytes kept per stream; the rest is read and dropped. */
+  maxOutput: number;
+}
+
+export interface MonitorExecResult {
+  stdout: Buffer;
+  stderr: Buffer;
+  /** 128+signal when a signal killed the runtime process (the monitor's SIGKILL on timeout). */
+  exitCode: number;
+  signal: number;
+  timedOut: boolean;
+}
+
+/** Output kept up to a limit; bytes past it are counted, not stored. */
+class Capped {
+  private chunks: Buffer[] = [];
+  private kept = 0;
+  constructor(private readonly max: number) {}
+  add(b: Buffer): void {
+    const room = this.max - this.kept;
+    if (room <= 0) return;
+    // A copy: the frame is a view of the socket's chunk, which would otherwise stay alive whole.
+    const part = Buffer.from(b.subarray(0, room));
+    this.chunks.push(part);
+    this.kept += part.length;
+  }
+  get bytes(): Buffer {
+    return Buffer.concat(this.chunks, this.kept);
+  }
+}
+
+export async function monitorExec(ctlSocket: string, o: MonitorExecOptions): Promise<MonitorExecResult> {
+  const request = formatExecRequest({ argv: o.argv, pidFile: o.pidFile, timeoutMs: o.timeoutMs });
+  const fail = (why: string, cause?: unknown) =>
+    new SkiffError('SKIFF_RUNTIME_FAILED', `exec ${o.argv[o.argv.length - 1]} via monitor at ${ctlSocket}: ${why}`, { cause });
+  return new Promise((resolve, reject) => {
+    const sock = connect(ctlSocket);
+    const stdout = new Capped(o.maxOutput);
+    const stderr = new Capped(o.maxOutput);
+    const frames = new ExecFrameReader();
+    // The first byte tells: '{' starts a refusal line, anything else the first frame.
+    let refusal: string | undefined;
+    let first = true;
+    let settled = false;
+    const settle = (err: Error | undefined, result?: MonitorExecResult) => {
+      if (settled) return;
+      settled = true;
+      sock.destroy();
+      if (err) reject(err);
+      else resolve(result as MonitorExecResult);
+    };
+
+    sock.once('connect', () => sock.write(request));
+    sock.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      if (first && chunk.length > 0) {
+        first = false;
+        if (chunk[0] === 0x7b) refusal = '';
+      }
+      if (refusal !== undefined) {
+        refusal += chunk.toString('utf8');
+        const nl = refusal.indexOf('\n');
+        if (nl >= 0) settle(fail(refusalMessage(refusal.slice(0, nl))));
+        return;
+      }
+      let got;
+      try {
+        got = frames.push(chunk);
+      } catch (e) {
+        settle(fail((e as Error).message, e));
+        return;
+      }
+      for (const f of got) {
+        if (f.type === P.FRAME_STDOUT) stdout.add(f.data);
+        else if (f.type === P.FRAME_STDERR) stderr.add(f.data);
+        else {
+          let exit;
+          try {
+            exit = parseExecExit(f.data.toString('utf8'));
+          } catch (e) {
+            settle(fail((e as Error).message, e));
+            return;
+          }
+          settle(undefined, { stdout: stdout.bytes, stderr: stderr.bytes, ...exit });
+          return;
+        }
+      }
+    });
+    sock.once('end', () => settle(fail('the connection ended without an exit status')));
+    sock.once('close', () => settle(fail('the connection closed without an exit status')));
+    sock.once('error', (e) => settle(fail(e.message, e)));
+  });
+}
+
+function refusalMessage(line: string): string {
+  try {
+    const v = JSON.parse(line) as Record<string, unknown>;
+    const error = v[P.REPLY_ERROR];
+    if (typeof error === 'string') return error;
+  } catch {
+    /* quoted below */
+  }
+  return `malformed reply ${JSON.stringify(line.slice(0, 200))}`;
+}
