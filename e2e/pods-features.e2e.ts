@@ -166,6 +166,28 @@ describe('container features', () => {
     await d.client.removePodSandbox({ pod_sandbox_id: podId });
   });
 
+  test('an OOM-killed container reports reason OOMKilled and exit code 137 (from its monitor)', async () => {
+    const cfg = pod('oom');
+    const { pod_sandbox_id: podId } = await d.client.runPodSandbox({ config: cfg });
+    // Memory limits come with the resources issue: the test sets the cgroup's limit itself while
+    // the container sleeps, then the container's init allocates without bound.
+    const id = await run(podId, cfg, 'hog', ['sh', '-c', 'sleep 1; exec tail /dev/zero']);
+    const memcg = join('/sys/fs/cgroup/memory', cgroupParent, id);
+    await writeFile(join(memcg, 'memory.limit_in_bytes'), String(16 << 20));
+    await writeFile(join(memcg, 'memory.memsw.limit_in_bytes'), String(16 << 20)).catch(() => undefined);
+    let st = (await d.client.containerStatus({ container_id: id })).status!;
+    for (let i = 0; i < 250 && st.state !== 'CONTAINER_EXITED'; i++) {
+      await sleep(20);
+      st = (await d.client.containerStatus({ container_id: id })).status!;
+    }
+    assert.deepEqual([st.state, st.exit_code, st.reason], ['CONTAINER_EXITED', 137, 'OOMKilled']);
+    const exit = JSON.parse(await readFile(join(d.state, 'containers', id, 'exit.json'), 'utf8')) as { oom_killed?: boolean };
+    assert.equal(exit.oom_killed, true, 'the monitor recorded it');
+    // The pod itself lives on.
+    assert.equal((await d.client.podSandboxStatus({ pod_sandbox_id: podId })).status?.state, 'SANDBOX_READY');
+    await d.client.removePodSandbox({ pod_sandbox_id: podId });
+  });
+
   test('a line longer than 16 KiB is logged as P records and a final F record', async () => {
     const cfg = pod('longline');
     const { pod_sandbox_id: podId } = await d.client.runPodSandbox({ config: cfg });

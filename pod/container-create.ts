@@ -146,6 +146,7 @@ export async function createContainerIn(
         stdin: config.stdin,
         stdinOnce: config.stdin_once,
         runtimeArgv,
+        ...oomFile(ctx, rec.cgroupsPath),
       }, async (monitorPid) => {
         // Not recorded yet: a restarted skiffd finds it by its --id (recover.ts findMonitors).
         const monitorStartTime = await processStartTime(monitorPid);
@@ -263,4 +264,12 @@ function lastRuntimeMessage(logText: string): string {
     }
   }
   return '';
+}
+
+/** The memory cgroup file whose oom_kill counter tells the monitor of an OOM kill (v1 or v2). */
+function oomFile(ctx: PodContext, cgroupsPath: string): { oomFile?: string } {
+  if (!cgroupsPath) return {};
+  if (ctx.cgroups.mode === 'unified') return { oomFile: join('/sys/fs/cgroup', cgroupsPath, 'memory.events') };
+  const memory = ctx.cgroups.v1Controllers.memory;
+  return memory ? { oomFile: join(memory, cgroupsPath, 'memory.oom_control') } : {};
 }

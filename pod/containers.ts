@@ -1,7 +1,8 @@
 // Containers: CreateContainer (its work in container-create.ts), StartContainer, StopContainer
 // (stop signal, grace period, SIGKILL), RemoveContainer, status with exit reasons, ExecSync,
 // ReopenContainerLog. Records are written before the work so recovery can finish or undo it.
-import { readFile, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as v1 from '../cri/gen/v1.js';
 import { SkiffError } from '../common/errors.js';
@@ -16,12 +17,15 @@ import { unmountRootfs } from './rootfs.js';
 import type { OciRuntime } from './runtime/oci.js';
 import { reopenLog } from './runtime/monitor-ctl.js';
 import { stopMonitor } from './runtime/monitor.js';
+import { monitorExec } from './runtime/monitor-exec.js';
 import type { Sandboxes } from './sandboxes.js';
 import { fingerprint } from './store/names.js';
 
 export { bundlePaths, socketDir } from './container-create.js';
 
 const log = logger('container');
+/** At most this much of an ExecSync stream is kept (kubelet caps probe output far lower). */
+const EXEC_OUTPUT_MAX = 16 << 20;
 
 /** CRI reason for an exit: kubelet shows it and restarts by it. */
 export function exitReason(exitCode: number, oomKilled: boolean): string {
@@ -31,6 +35,7 @@ export function exitReason(exitCode: number, oomKilled: boolean): string {
 
 export class Containers {
   private readonly watchers = new Map<string, () => void>();
+  private readonly processSpecs = new Map<string, Record<string, unknown>>();
 
   constructor(
     private readonly ctx: PodContext,
@@ -177,6 +182,7 @@ export class Containers {
     await runtime.delete(rec.id, { force: true });
     this.watchers.get(rec.id)?.();
     this.watchers.delete(rec.id);
+    this.processSpecs.delete(rec.id);
     unmountRootfs(bundlePaths(rec.bundle).rootfs);
     await rm(rec.bundle, { recursive: true, force: true });
     await rm(socketDir(rec.bundle), { recursive: true, force: true });
@@ -193,7 +199,8 @@ export class Containers {
   async onExit(id: string, exit: ExitStatus): Promise<void> {
     const rec = this.ctx.containers.get(id);
     if (!rec || rec.phase === 'exited') return;
-    const oom = exit.signal === 9 && (await this.oomKilled(rec));
+    // The monitor's word first; a cgroup counter read now covers exit files of older monitors.
+    const oom = exit.oomKilled === true || (exit.oomKilled === undefined && exit.signal === 9 && (await this.oomKilled(rec)));
     let changed = false; // the watcher and a stop may both see the exit: only one records it
     await this.ctx.containers.update(id, (r) => {
       if (r.phase === 'exited') return;
@@ -251,18 +258,48 @@ export class Containers {
   }
 
   /** ExecSync: runs `cmd` in the container with its process settings; returns output and code. */
+  /**
+   * ExecSync: the container's monitor runs the runtime's exec (so the process outlives neither the
+   * deadline nor a vanished skiffd) and streams its output back; at the deadline it kills the
+   * exec'd process and everything it started.
+   */
   async execSync(idOrPrefix: string, cmd: string[], timeoutSec: number): Promise<{ stdout: Buffer; stderr: Buffer; exitCode: number }> {
     const rec = this.mustFind(idOrPrefix);
     if (rec.phase !== 'running') throw new SkiffError('SKIFF_FAILED_PRECONDITION', `container ${rec.id} is not running`);
     if (cmd.length === 0) throw new SkiffError('SKIFF_INVALID_ARGUMENT', 'ExecSync: cmd must not be empty');
-    const runtime = this.runtimeOf(rec);
-    const spec = JSON.parse(await readFile(bundlePaths(rec.bundle).config, 'utf8')) as { process: Record<string, unknown> };
-    const proc = { ...spec.process, args: cmd, terminal: false };
-    const r = await runtime.exec(rec.id, proc, { dir: rec.bundle, timeoutMs: timeoutSec > 0 ? timeoutSec * 1000 : 0 });
-    if (r.timedOut) {
-      throw new SkiffError('SKIFF_DEADLINE_EXCEEDED', `ExecSync in container ${rec.id}: command ${JSON.stringify(cmd)} timed out after ${timeoutSec}s`);
+    const p = bundlePaths(rec.bundle);
+    const tag = randomBytes(6).toString('hex');
+    const processFile = join(rec.bundle, `exec-${tag}.json`);
+    const pidFile = join(rec.bundle, `exec-${tag}.pid`);
+    await writeFile(processFile, JSON.stringify({ ...(await this.processSpec(rec)), args: cmd, terminal: false }));
+    try {
+      const r = await monitorExec(p.ctlSocket, {
+        argv: this.runtimeOf(rec).execArgv(rec.id, processFile, pidFile),
+        pidFile,
+        timeoutMs: timeoutSec > 0 ? timeoutSec * 1000 : 0,
+        maxOutput: EXEC_OUTPUT_MAX,
+      }).catch(async (err: unknown) => {
+        // No monitor to ask: the container has exited (its exit file says so) or lost its monitor.
+        if (!(await isSameProcess(rec.monitorPid, rec.monitorStartTime))) throw new SkiffError('SKIFF_FAILED_PRECONDITION', `container ${rec.id} is not running`, { cause: err });
+        throw err;
+      });
+      if (r.timedOut) {
+        throw new SkiffError('SKIFF_DEADLINE_EXCEEDED', `ExecSync in container ${rec.id}: command ${JSON.stringify(cmd)} timed out after ${timeoutSec}s`);
+      }
+      return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
+    } finally {
+      await Promise.all([rm(processFile, { force: true }), rm(pidFile, { force: true })]);
     }
-    return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
+  }
+
+  /** The container's process from its config.json, read once per container (it never changes). */
+  private async processSpec(rec: ContainerRecord): Promise<Record<string, unknown>> {
+    let spec = this.processSpecs.get(rec.id);
+    if (!spec) {
+      spec = (JSON.parse(await readFile(bundlePaths(rec.bundle).config, 'utf8')) as { process: Record<string, unknown> }).process;
+      this.processSpecs.set(rec.id, spec);
+    }
+    return spec;
   }
 
   async reopenLog(idOrPrefix: string): Promise<void> {

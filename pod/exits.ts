@@ -15,6 +15,8 @@ export interface ExitStatus {
   signal: number;
   /** Nanoseconds since the epoch, decimal. */
   exitedAt: string;
+  /** The monitor saw the container's cgroup count an OOM kill during its life. */
+  oomKilled?: boolean;
 }
 
 export async function readExitFile(path: string): Promise<ExitStatus | undefined> {
@@ -26,7 +28,7 @@ export async function readExitFile(path: string): Promise<ExitStatus | undefined
     throw err;
   }
   const e = parseExitFile(text);
-  return { exitCode: e.exitCode, signal: e.signal, exitedAt: e.exitedAtNs.toString() };
+  return { exitCode: e.exitCode, signal: e.signal, exitedAt: e.exitedAtNs.toString(), oomKilled: e.oomKilled };
 }
 
 /** Calls `onExit` once when the exit file appears (or already exists). Returns a stop function. */

@@ -1,9 +1,10 @@
-// The OCI runtime driver: runs crun or runc (`start`, `kill`, `delete`, `state`, `exec`) for
-// skiffd, and builds the `create` command line that the container's monitor runs (the monitor,
-// not skiffd, must be the parent of the container). A RuntimeClass handler maps to one of these.
+// The OCI runtime driver: runs crun or runc (`start`, `kill`, `delete`, `state`) for skiffd, and
+// builds the `create` and `exec` command lines that the container's monitor runs (the monitor, not
+// skiffd, is the parent of the container and of exec'd processes). A RuntimeClass handler maps to
+// one of these.
 // On cgroup v1 hybrid hosts crun runs through `skiff-ns runtime --hide-mount ...` (see hybrid.ts).
 import { spawn } from 'node:child_process';
-import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SkiffError } from '../../common/errors.js';
 import { logger } from '../../common/log.js';
@@ -34,16 +35,6 @@ export interface RunResult {
   code: number | null;
   signal: NodeJS.Signals | null;
 }
-
-export interface ExecResult {
-  stdout: Buffer;
-  stderr: Buffer;
-  exitCode: number;
-  timedOut: boolean;
-}
-
-/** At most this much of an ExecSync stream is kept (kubelet caps probe output far lower). */
-const EXEC_OUTPUT_MAX = 16 << 20;
 
 export class OciRuntime {
   constructor(readonly handler: RuntimeHandlerConfig) {}
@@ -101,33 +92,9 @@ export class OciRuntime {
     return st?.mtimeNs;
   }
 
-  /**
-   * Runs a process in the container and waits for it (ExecSync). On timeout the exec'd process and
-   * every process it started are killed, and the result says so.
-   */
-  async exec(id: string, process: object, opts: { dir: string; timeoutMs: number; stdin?: Buffer }): Promise<ExecResult> {
-    const tag = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-    const processFile = join(opts.dir, `exec-${tag}.json`);
-    const pidFile = join(opts.dir, `exec-${tag}.pid`);
-    await writeFile(processFile, JSON.stringify(process));
-    try {
-      let timedOut = false;
-      const r = await this.run(['exec', '--process', processFile, '--pid-file', pidFile, id], {
-        stdin: opts.stdin,
-        maxOutput: EXEC_OUTPUT_MAX,
-        timeoutMs: Math.min(opts.timeoutMs, 2 ** 31 - 1),
-        onTimeout: async () => {
-          timedOut = true;
-          const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
-          if (pid > 0) await killTree(pid);
-        },
-      });
-      const exitCode = r.code ?? (r.signal ? 128 + signalNumber(r.signal) : -1);
-      return { stdout: r.stdout, stderr: r.stderr, exitCode, timedOut };
-    } finally {
-      await rm(processFile, { force: true });
-      await rm(pidFile, { force: true });
-    }
+  /** The `exec` command a container's monitor runs for ExecSync: `process.json` holds the process. */
+  execArgv(id: string, processFile: string, pidFile: string): string[] {
+    return this.argv(['exec', '--process', processFile, '--pid-file', pidFile, id]);
   }
 
   private async check(args: string[], what: string): Promise<void> {
@@ -207,31 +174,4 @@ export function failure(r: RunResult): string {
     .filter(Boolean);
   const msg = lines.join('; ');
   return msg || (r.signal ? `killed by ${r.signal}` : `exit status ${r.code}`);
-}
-
-function signalNumber(sig: NodeJS.Signals): number {
-  const map: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
-  return map[sig] ?? 0;
-}
-
-/** SIGKILLs `pid` and all its descendants (found through /proc/<pid>/task/<tid>/children). */
-export async function killTree(pid: number): Promise<void> {
-  const all: number[] = [];
-  const walk = async (p: number): Promise<void> => {
-    all.push(p);
-    const tasks = await readdir(`/proc/${p}/task`).catch(() => [] as string[]);
-    for (const t of tasks) {
-      const kids = (await readFile(`/proc/${p}/task/${t}/children`, 'utf8').catch(() => '')).trim();
-      for (const k of kids.split(/\s+/).filter(Boolean)) await walk(Number(k));
-    }
-  };
-  await walk(pid);
-  // Parent first, so it cannot start new children while we go down the tree.
-  for (const p of all) {
-    try {
-      process.kill(p, 'SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  }
 }
