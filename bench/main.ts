@@ -1,11 +1,13 @@
 // `npm run bench`: skiff's benchmark figures, one section per capability. SKIFF_BENCH_SECTIONS
 // (comma-separated keys, e.g. `pods`) runs only those sections; unset runs them all.
 import { benchImages } from './images.js';
+import { benchNetwork } from './network.js';
 import { benchPods } from './pods.js';
 
 const sections: [key: string, title: string, run: () => Promise<string>][] = [
   ['images', 'images: pull + unpack', benchImages],
   ['pods', 'pods: rpc latency, pod to running, ExecSync, PSS per pod', benchPods],
+  ['network', 'network: pod network setup and teardown, built-in vs CNI', benchNetwork],
 ];
 
 const wanted = (process.env.SKIFF_BENCH_SECTIONS ?? '')

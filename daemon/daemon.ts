@@ -8,6 +8,7 @@ import { logger, setLogLevel } from '../common/log.js';
 import { skiffVersion } from '../common/version.js';
 import { ImageService } from '../images/service.js';
 import { createCriServer, listenUnix } from '../cri/server.js';
+import { PodNetwork } from '../network/service.js';
 import { PodService } from '../pod/service.js';
 import { hostCgroupLayout } from '../pod/runtime/cgroup-layout.js';
 import type { RuntimeHandlerConfig } from '../pod/runtime/oci.js';
@@ -56,7 +57,9 @@ export class Daemon {
         root: join(cfg.state, 'runtime', name),
         wrapper: h.kind === 'crun' ? wrapper : [],
       }));
+      const network = new PodNetwork({ ...cfg.network, dataDir: join(cfg.root, 'network') });
       const pods = await PodService.open({
+        network,
         rootDir: cfg.root,
         stateDir: cfg.state,
         images,
@@ -76,11 +79,7 @@ export class Daemon {
         status: {
           config: () => cfg,
           runtimeReady: () => ({ ready: this.ready, reason: 'Starting', message: 'skiffd is starting' }),
-          networkReady: () => ({
-            ready: false,
-            reason: 'NetworkPluginNotReady',
-            message: 'skiff: pod networking is not configured on this node yet',
-          }),
+          networkReady: () => network.status(),
           handlers: () => Object.keys(cfg.runtime.handlers),
         },
       });

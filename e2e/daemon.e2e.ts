@@ -3,6 +3,7 @@
 // a second daemon on the same root or socket, and recovery from a crash's stale socket.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { access, stat } from 'node:fs/promises';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
@@ -46,7 +47,9 @@ describe('skiffd lifecycle', () => {
     const info = JSON.parse(r.stdout) as { status: { conditions: { type: string; status: boolean }[] }; config: { root: string } };
     const byType = Object.fromEntries(info.status.conditions.map((c) => [c.type, c.status]));
     assert.equal(byType.RuntimeReady, true);
-    assert.equal(byType.NetworkReady, false, 'no pod network yet: kubelet must not schedule pods');
+    assert.equal(byType.NetworkReady, true, 'the built-in network is set up');
+    const link = JSON.parse(execFileSync('ip', ['-j', 'link', 'show', d.bridge]).toString()) as { flags: string[] }[];
+    assert.ok(link[0]?.flags.includes('UP'), `bridge ${d.bridge} is up`);
     assert.equal(info.config.root, d.root);
   });
 

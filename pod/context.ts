@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { SkiffError } from '../common/errors.js';
 import type { ImageService } from '../images/service.js';
+import type { PodNetwork } from '../network/service.js';
 import type { ContainerRecord, SandboxRecord } from './records.js';
 import type { OciRuntime } from './runtime/oci.js';
 import type { CgroupLayout } from './runtime/cgroup-layout.js';
@@ -42,6 +43,7 @@ export class PodContext {
     readonly native: NativeHelpers,
     readonly cgroups: CgroupLayout,
     readonly images: ImageService,
+    readonly network: PodNetwork,
   ) {
     this.events.setMaxListeners(0);
   }

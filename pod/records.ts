@@ -11,6 +11,7 @@
 //               │            └────────────────────┘ (start failed, or stopped before start)
 //               └──▶ rolled back at start
 import type * as v1 from '../cri/gen/v1.js';
+import type { NetworkMode } from '../network/service.js';
 
 export const SANDBOX_RECORD_VERSION = 1;
 export const CONTAINER_RECORD_VERSION = 1;
@@ -43,8 +44,10 @@ export interface SandboxRecord {
   hostname: string;
   /** Cgroup (relative to each controller's root) of the pause process, when the pod has a parent. */
   cgroupPath?: string;
-  /** Pod IPs, when the network gave it some (the networking issue). */
+  /** Pod IPs, IPv4 first, when the pod has its own network. */
   ips: string[];
+  /** How its network was made (and so how it is unmade): the built-in bridge or CNI. */
+  networkMode?: NetworkMode;
 }
 
 export type ContainerPhase = 'creating' | 'created' | 'running' | 'exited';

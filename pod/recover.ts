@@ -76,6 +76,8 @@ export async function recover(ctx: PodContext, sandboxes: Sandboxes, containers:
     ctx.sandboxNames.restore(s.name, s.id, s.fingerprint);
   }
   const orphans = await removeOrphans(ctx);
+  // Network state of pods that have no record (any more): addresses, veths, rules, CNI attachments.
+  await ctx.network.reconcile(new Set(ctx.sandboxes.list().map((s) => s.id))).catch((err: unknown) => log.error({ err }, 'pod network state not reconciled'));
   const report = { sandboxes: ctx.sandboxes.list().length, containers: ctx.containers.list().length, rolledBack, orphans };
   log.info(report, 'pods recovered');
   return report;

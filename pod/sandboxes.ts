@@ -2,6 +2,7 @@
 // namespace, its shared files and /dev/shm. Every step of RunPodSandbox registers its undo, the
 // record is written first (phase "creating") so a crash mid-way is rolled back at the next start.
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as v1 from '../cri/gen/v1.js';
@@ -15,6 +16,7 @@ import { createCgroup, isSameProcess, processStartTime, removeCgroup, runHelper,
 import { SANDBOX_RECORD_VERSION, nowNanos, type SandboxRecord } from './records.js';
 import { validHostname, writeSandboxFiles } from './sandbox-files.js';
 import { fingerprint } from './store/names.js';
+import type { PortMapping } from '../network/service.js';
 
 const log = logger('sandbox');
 
@@ -55,6 +57,13 @@ export function validateSandboxConfig(config: v1.PodSandboxConfig__Output | null
   if (config.log_directory && !config.log_directory.startsWith('/')) {
     throw new SkiffError('SKIFF_INVALID_ARGUMENT', `RunPodSandbox: log_directory "${config.log_directory}" must be absolute`);
   }
+  for (const p of config.port_mappings ?? []) {
+    const where = `RunPodSandbox: port_mappings entry ${JSON.stringify({ protocol: p.protocol, container_port: p.container_port, host_port: p.host_port, host_ip: p.host_ip })}`;
+    if (!(p.container_port >= 1 && p.container_port <= 65535)) throw new SkiffError('SKIFF_INVALID_ARGUMENT', `${where}: container_port must be 1-65535`);
+    if (!(p.host_port >= 0 && p.host_port <= 65535)) throw new SkiffError('SKIFF_INVALID_ARGUMENT', `${where}: host_port must be 0-65535`);
+    if (p.host_ip && !isIP(p.host_ip)) throw new SkiffError('SKIFF_INVALID_ARGUMENT', `${where}: host_ip is not an IP address`);
+  }
+  bandwidthCapability(config); // a malformed bandwidth annotation fails before anything is made
   for (const field of ['searches', 'options'] as const) {
     for (const v of config.dns_config?.[field] ?? []) {
       if (/[\s]/.test(v) || v === '') throw new SkiffError('SKIFF_INVALID_ARGUMENT', `RunPodSandbox: dns_config.${field} entry ${JSON.stringify(v)} is empty or contains whitespace`);
@@ -128,6 +137,8 @@ export class Sandboxes {
         r.phase = 'ready';
         r.pid = rec.pid;
         r.pidStartTime = rec.pidStartTime;
+        r.ips = rec.ips;
+        if (rec.networkMode) r.networkMode = rec.networkMode;
       });
       cleanup.done();
       // kubelet's evented PLEG hears of sandboxes as of containers, keyed by the sandbox id.
@@ -189,6 +200,26 @@ export class Sandboxes {
     if (!pid || start === undefined) throw new SkiffError('SKIFF_RUNTIME_FAILED', `sandbox ${rec.id}: pause process ${pid} died at once`);
     rec.pid = pid;
     rec.pidStartTime = start;
+    if (rec.netnsPath) await this.attachNetwork(rec, cleanup);
+  }
+
+  /** The pod's network in its pinned namespace: the built-in bridge or the node's CNI chain. */
+  private async attachNetwork(rec: SandboxRecord, cleanup: Cleanup): Promise<void> {
+    const m = rec.config.metadata!;
+    // A crash from here on leaves the attachment to recovery's reconcile (no record names it yet).
+    const result = await this.ctx.network.attach({
+      sandboxId: rec.id,
+      netnsPath: rec.netnsPath!,
+      podName: m.name,
+      podNamespace: m.namespace,
+      podUid: m.uid,
+      portMappings: portMappings(rec.config),
+      ...dnsCapability(rec.config),
+      ...bandwidthCapability(rec.config),
+    });
+    cleanup.add('detach network', () => this.ctx.network.detach(result.mode, rec.id, rec.netnsPath));
+    rec.networkMode = result.mode;
+    rec.ips = result.ips;
   }
 
   private async mountShm(rec: SandboxRecord, cleanup: Cleanup): Promise<void> {
@@ -231,6 +262,11 @@ export class Sandboxes {
     await step('kill pause', () => this.killPause(rec));
     if (rec.cgroupPath) await step('remove cgroup', () => removeCgroup(this.ctx.cgroups, rec.cgroupPath!));
     if (rec.shmPath) await step('unmount shm', () => unmount(rec.shmPath!));
+    // Before the netns pin goes: CNI plugins want the namespace for DEL.
+    if (rec.networkMode) {
+      const o = { hostPorts: portMappings(rec.config).length > 0, namespaceGoes: true };
+      await step('network', () => this.ctx.network.detach(rec.networkMode!, rec.id, rec.netnsPath, o));
+    }
     for (const pin of sandboxPins(rec)) await step(`unpin ${pin}`, () => unpinNamespace(pin));
     if (failures.length) throw new SkiffError('SKIFF_RUNTIME_FAILED', `sandbox ${rec.id}: ${failures.join('; ')}`);
   }
@@ -254,4 +290,48 @@ export class Sandboxes {
   list(): SandboxRecord[] {
     return this.ctx.sandboxes.list().filter((r) => r.phase !== 'creating');
   }
+}
+
+const PROTOCOLS: Record<string, PortMapping['protocol']> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
+
+/** The pod's hostPorts (kubelet passes every container port; those without a host port are not mapped). */
+export function portMappings(config: v1.PodSandboxConfig__Output): PortMapping[] {
+  return (config.port_mappings ?? [])
+    .filter((p) => p.host_port > 0)
+    .map((p) => ({ hostPort: p.host_port, containerPort: p.container_port, protocol: PROTOCOLS[String(p.protocol)] ?? 'tcp', hostIP: p.host_ip }));
+}
+
+function dnsCapability(config: v1.PodSandboxConfig__Output): { dns?: { servers: string[]; searches: string[]; options: string[] } } {
+  const d = config.dns_config;
+  if (!d || (!d.servers.length && !d.searches.length && !d.options.length)) return {};
+  return { dns: { servers: d.servers, searches: d.searches, options: d.options } };
+}
+
+/**
+ * kubernetes.io/ingress-bandwidth and egress-bandwidth pod annotations (quantities in bits per
+ * second), for a CNI chain with the bandwidth plugin, as containerd and CRI-O read them.
+ */
+export function bandwidthCapability(config: v1.PodSandboxConfig__Output): { bandwidth?: { ingressRate?: number; ingressBurst?: number; egressRate?: number; egressBurst?: number } } {
+  const a = config.annotations ?? {};
+  const bw: { ingressRate?: number; ingressBurst?: number; egressRate?: number; egressBurst?: number } = {};
+  for (const [key, rate, burst] of [
+    ['kubernetes.io/ingress-bandwidth', 'ingressRate', 'ingressBurst'],
+    ['kubernetes.io/egress-bandwidth', 'egressRate', 'egressBurst'],
+  ] as const) {
+    if (a[key] === undefined) continue;
+    const bits = parseQuantity(a[key]);
+    if (bits === undefined || bits <= 0) throw new SkiffError('SKIFF_INVALID_ARGUMENT', `RunPodSandbox: annotation ${key} "${a[key]}" is not a bandwidth (e.g. "10M")`);
+    bw[rate] = bits;
+    bw[burst] = 2 ** 31 - 1; // as kubelet's dockershim and containerd: no burst limit of their own
+  }
+  return Object.keys(bw).length ? { bandwidth: bw } : {};
+}
+
+const SUFFIXES: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50 };
+
+/** A Kubernetes resource quantity ("100M", "1.5Gi", "2000") as a number; undefined if malformed. */
+export function parseQuantity(q: string): number | undefined {
+  const m = /^([0-9]+(?:\.[0-9]+)?)(k|M|G|T|P|Ki|Mi|Gi|Ti|Pi)?$/.exec(q.trim());
+  if (!m) return undefined;
+  return Math.round(Number(m[1]) * SUFFIXES[m[2] ?? '']);
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type * as v1 from '../cri/gen/v1.js';
 import { logger } from '../common/log.js';
 import type { ImageService } from '../images/service.js';
+import type { PodNetwork } from '../network/service.js';
 import { Containers } from './containers.js';
 import { PodContext, type NativeHelpers } from './context.js';
 import { CONTAINER_RECORD_VERSION, SANDBOX_RECORD_VERSION, nowNanos, type ContainerRecord, type SandboxRecord } from './records.js';
@@ -18,6 +19,7 @@ import { RecordStore } from './store/record-store.js';
 const log = logger('pods');
 
 export interface PodServiceOptions {
+  network: PodNetwork;
   rootDir: string;
   stateDir: string;
   images: ImageService;
@@ -46,6 +48,7 @@ export class PodService {
       opts.native,
       opts.cgroups,
       opts.images,
+      opts.network,
     );
     this.sandboxes = new Sandboxes(this.ctx);
     this.containers = new Containers(this.ctx, this.sandboxes);

@@ -9,7 +9,7 @@ export interface StatusSource {
   /** Effective configuration, reported in verbose info. */
   config(): unknown;
   runtimeReady(): { ready: boolean; reason?: string; message?: string };
-  networkReady(): { ready: boolean; reason?: string; message?: string };
+  networkReady(): Promise<{ ready: boolean; reason?: string; message?: string }>;
   handlers(): string[];
 }
 
@@ -20,7 +20,7 @@ function condition(type: string, c: { ready: boolean; reason?: string; message?:
 export function status(src: StatusSource) {
   return async (req: StatusRequest__Output): Promise<StatusResponse> => ({
     status: {
-      conditions: [condition('RuntimeReady', src.runtimeReady()), condition('NetworkReady', src.networkReady())],
+      conditions: [condition('RuntimeReady', src.runtimeReady()), condition('NetworkReady', await src.networkReady())],
     },
     info: req.verbose ? { config: JSON.stringify(src.config()), version: skiffVersion() } : {},
     runtime_handlers: src.handlers().map((name) => ({

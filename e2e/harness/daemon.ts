@@ -8,6 +8,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes, randomInt } from 'node:crypto';
+import { removeBuiltinNetwork } from '../../network/service.js';
 import { fileURLToPath } from 'node:url';
 import { CriClient } from '../../cri/client/client.js';
 import { spawnLogged, stopChild, tail, waitUntil } from './process.js';
@@ -41,6 +43,10 @@ export class TestDaemon {
     this.client = new CriClient({ runtimeEndpoint: this.endpoint });
   }
 
+  /** This daemon's bridge ("skt" + 6 hex) and pod subnet (a /24 in 10.240.0.0/12), unique per daemon. */
+  readonly bridge = `skt${randomBytes(3).toString('hex')}`;
+  readonly subnet = `10.${240 + randomInt(16)}.${randomInt(256)}.0/24`;
+
   get socket(): string {
     return join(this.dir, 'run', 'skiff.sock');
   }
@@ -63,9 +69,14 @@ export class TestDaemon {
   static async start(opts: DaemonOptions = {}): Promise<TestDaemon> {
     const dir = await mkdtemp(join(tmpdir(), 'skiff-e2e-'));
     const d = new TestDaemon(dir, opts);
+    // Pods get a network of this daemon's own: its bridge, subnet, NAT table, and no CNI config
+    // (unless the test writes its own [network]).
+    const network = opts.toml?.includes('[network]')
+      ? ''
+      : ['[network]', 'mode = "builtin"', `bridge = "${d.bridge}"`, `subnets = ["${d.subnet}"]`, `cni_conf_dir = ${JSON.stringify(join(dir, 'cni'))}`].join('\n');
     await writeFile(
       d.configFile,
-      [`socket = ${JSON.stringify(d.socket)}`, `root = ${JSON.stringify(d.root)}`, `state = ${JSON.stringify(d.state)}`, 'log_level = "debug"', opts.toml ?? ''].join(
+      [`socket = ${JSON.stringify(d.socket)}`, `root = ${JSON.stringify(d.root)}`, `state = ${JSON.stringify(d.state)}`, 'log_level = "debug"', opts.toml ?? '', network].join(
         '\n',
       ) + '\n',
     );
@@ -148,6 +159,9 @@ export class TestDaemon {
     }
     this.client.close();
     await this.stop();
+    // The harness's bridge, or the ones the test's own [network] named.
+    const named = [...(this.opts.toml ?? '').matchAll(/^\s*bridge\s*=\s*"([^"]+)"/gm)].map((m) => m[1]);
+    for (const bridge of named.length ? named : [this.bridge]) await removeBuiltinNetwork(bridge);
     await rm(this.dir, { recursive: true, force: true });
   }
 }
