@@ -62,7 +62,10 @@ export function removePortmapLeftovers(before: HostNatSnapshot): void {
   }
   for (const family of ['ip', 'ip6']) {
     const name = `table ${family} nat`;
-    if (before.tables.includes(name) || !nftTables().includes(name)) continue;
+    // An `ip nat` table without a single rule does nothing, and iptables-nft makes it again when
+    // it needs it: one that is empty goes even if it was there before (tests running side by side
+    // each see the others' as "before").
+    if (!nftTables().includes(name)) continue;
     const listed = JSON.parse(execFileSync('nft', ['-j', 'list', 'table', family, 'nat']).toString()) as { nftables: Record<string, unknown>[] };
     // Only chains and no rule: nothing of anyone else's.
     if (!listed.nftables.some((o) => 'rule' in o)) {

@@ -17,6 +17,7 @@ import { nativeBinary } from '../../native/native.js';
 import { CniNetwork } from './cni-network.js';
 import type { CniAddRequest } from './request.js';
 import { CniPluginError } from './exec.js';
+import { hostNatSnapshot, removePortmapLeftovers } from '../../e2e/harness/host-nat.js';
 
 const PLUGIN_DIR = '/usr/lib/cni';
 
@@ -136,6 +137,7 @@ async function withBridgeWorld(t: TestContext, fn: (w: World) => Promise<void>):
   const pins: string[] = [];
   const children: ChildProcess[] = [];
   const pods: CniAddRequest[] = [];
+  const hostNat = hostNatSnapshot();
   const hadPortmapChains = (await natRules()).includes(':CNI-HOSTPORT-DNAT ');
   let cni: CniNetwork | undefined;
   try {
@@ -212,6 +214,8 @@ async function withBridgeWorld(t: TestContext, fn: (w: World) => Promise<void>):
     for (const path of pins) await run(nativeBinary('skiff-ns'), ['netns-unpin', path]);
     await run('ip', ['link', 'del', bridge]);
     await removePortmapChains(hadPortmapChains).catch((err: unknown) => t.diagnostic(`cleanup iptables: ${String(err)}`));
+    // iptables-nft made `ip nat`/`ip6 nat` tables for portmap (and iptables-save): those go too, when empty.
+    removePortmapLeftovers(hostNat);
     await rm(dir, { recursive: true, force: true });
   }
 }
