@@ -1,8 +1,9 @@
 /*
  * monitor-ctl.c: the control socket. One JSON request per line, one reply line per request, a few
  * connections at once (skiffd comes and goes; the monitor never depends on it). An "exec" request
- * turns its connection into an exec session (monitor-exec.c). The small JSON reader here reads
- * what the requests need: string members and arrays of strings of one flat object.
+ * turns its connection into an exec session (monitor-exec.c), an "attach" request into an attach
+ * session (monitor-attach.c). The small JSON reader here reads what the requests need: string and
+ * boolean members and arrays of strings of one flat object.
  */
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -223,6 +224,21 @@ int json_get_strings(const char *p, size_t len, const char *key, char *strs, siz
   return -1;
 }
 
+int json_get_bool(const char *p, size_t len, const char *key, bool *out) {
+  const char *end = p + len, *v = json_member(p, len, key);
+  *out = false;
+  if (!v)
+    return 0;
+  size_t n = end - v >= 4 && memcmp(v, "true", 4) == 0    ? 4
+             : end - v >= 5 && memcmp(v, "false", 5) == 0 ? 5
+                                                          : 0;
+  const char *after = json_ws(v + n, end);
+  if (n == 0 || (after < end && *after != ',' && *after != '}')) /* "truex" */
+    return -1;
+  *out = n == 4;
+  return 0;
+}
+
 /* ---- Connections ----------------------------------------------------------------------------- */
 
 int listen_unix(const char *path, int backlog, struct skiff_err *err) {
@@ -272,8 +288,14 @@ int reply_error(int fd, const char *msg) {
   return client_send(fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
-/* -1: close the connection; 0: answered; 1: it became an exec session. */
-static int handle_request(int i, const char *req, size_t len) {
+int reply_ok(int fd) {
+  static const char ok[] = "{\"" SKIFF_MON_REPLY_OK "\":true}\n";
+  return client_send(fd, ok, sizeof ok - 1);
+}
+
+/* -1: close the connection; 0: answered; 1: it became a session. `rest`: the bytes after the
+ * request line, which an attach session takes as its first frames. */
+static int handle_request(int i, const char *req, size_t len, const char *rest, size_t restlen) {
   int fd = M.clients[i].fd;
   char op[64];
   if (json_get_string(req, len, SKIFF_MON_CTL_OP, op, sizeof op) < 0)
@@ -311,12 +333,13 @@ static int handle_request(int i, const char *req, size_t len) {
       close(M.log_fd);
     M.log_fd = fd2;
     M.log_midrecord = false;
-    static const char ok[] = "{\"" SKIFF_MON_REPLY_OK "\":true}\n";
-    return client_send(fd, ok, sizeof ok - 1);
+    return reply_ok(fd);
   }
   if (strcmp(op, SKIFF_MON_OP_EXEC) == 0)
     return exec_start(i, req, len);
-  if (strcmp(op, SKIFF_MON_OP_ATTACH) == 0 || strcmp(op, SKIFF_MON_OP_RESIZE) == 0)
+  if (strcmp(op, SKIFF_MON_OP_ATTACH) == 0)
+    return attach_start(i, req, len, rest, restlen);
+  if (strcmp(op, SKIFF_MON_OP_RESIZE) == 0)
     return reply_error(fd, SKIFF_MON_ERR_UNSUPPORTED);
   char msg[96];
   snprintf(msg, sizeof msg, "unknown op \"%s\"", op);
@@ -341,12 +364,12 @@ void client_read(int i) {
     if (c->skipping) /* the end of an over-long request, already answered */
       c->skipping = false;
     else
-      r = handle_request(i, c->buf + start, len);
+      r = handle_request(i, c->buf + start, len, eol + 1, c->len - (start + len + 1));
     if (r < 0) {
       client_close(i);
       return;
     }
-    if (r > 0) { /* the session owns the descriptor now; anything pipelined after is dropped */
+    if (r > 0) { /* the session owns the descriptor now (and an attach session the rest) */
       c->fd = -1;
       c->len = 0;
       c->skipping = false;

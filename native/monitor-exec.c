@@ -348,7 +348,7 @@ static int spawn_command(char **argv, int out_w, int err_w, pid_t *pid) {
 int exec_start(int client, const char *req, size_t len) {
   int fd = M.clients[client].fd;
   if (M.exited)
-    return refuse(fd, NULL, "the container has exited");
+    return refuse(fd, NULL, SKIFF_MON_ERR_EXITED);
   int slot = 0;
   while (slot < SKIFF_MON_EXEC_MAX_SESSIONS && M.sessions[slot])
     slot++;

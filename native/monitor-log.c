@@ -1,7 +1,8 @@
 /*
  * monitor-log.c: the CRI log file (kubelet pkg/kubelet/kuberuntime/logs). Reads the container's
  * stdout and stderr streams, cuts them into records as monitor-protocol.h describes, and writes
- * them to --log. No buffer larger than a log line.
+ * them to --log, and hands each read to the attach sessions (monitor-attach.c) as it is. No
+ * buffer larger than a log line.
  */
 #include <sys/epoll.h>
 #include <sys/uio.h>
@@ -221,6 +222,8 @@ void stream_read(struct stream *s) {
   for (int i = 0; i < 4 && s->fd >= 0; i++) {
     ssize_t n = SKIFF_RETRY(read(s->fd, s->buf + s->len, s->cap - s->len));
     if (n > 0) {
+      attach_output(s->tag == EV_STDOUT ? SKIFF_MON_FRAME_STDOUT : SKIFF_MON_FRAME_STDERR,
+                    s->buf + s->len, (size_t)n);
       s->len += (size_t)n;
       stream_consume(s);
       continue;

@@ -21,10 +21,11 @@
  *                                                     "output" is the start of what the runtime
  *                                                     wrote on its stdout/stderr (may be empty)
  *   3. logs the container's stdout/stderr to --log in the CRI format, serves --ctl (and the exec
- *      sessions started on it);
- *   4. when the container has exited, its output is drained and its exec sessions have ended (or
- *      DRAIN_MS passed), writes --exit-file atomically, removes --ctl and exits 0. Exec sessions
- *      still running when the container exits are killed and get their exit frames first.
+ *      and attach sessions started on it);
+ *   4. when the container has exited, its output is drained and its exec and attach sessions have
+ *      ended (or DRAIN_MS passed), writes --exit-file atomically, removes --ctl and exits 0. Exec
+ *      sessions still running when the container exits are killed and get their exit frames
+ *      first; attach sessions get the rest of the output and the container's exit frame.
  * Its own stderr carries diagnostics ("skiff-monitor[ID]: ..."): give it a file or /dev/null.
  * SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1/2 and SIGPIPE are ignored; only the container's exit
  * (or SIGKILL) ends it. Paths should be absolute (the runtime runs in the monitor's cwd).
@@ -74,12 +75,14 @@
 #define SKIFF_MON_CTL_OP          "op"
 #define SKIFF_MON_OP_STATUS       "status"     /* -> status reply below */
 #define SKIFF_MON_OP_REOPEN_LOG   "reopen-log" /* -> {"ok":true} | {"error":"..."} */
-#define SKIFF_MON_OP_ATTACH       "attach"     /* reserved -> {"error":"unsupported"} */
+#define SKIFF_MON_OP_ATTACH       "attach"     /* -> {"ok":true} then binary frames; below */
 #define SKIFF_MON_OP_RESIZE       "resize"     /* reserved -> {"error":"unsupported"} */
 #define SKIFF_MON_OP_EXEC         "exec"       /* -> binary frames, or {"error":"..."}; below */
 #define SKIFF_MON_REPLY_OK        "ok"
 #define SKIFF_MON_REPLY_ERROR     "error"
 #define SKIFF_MON_ERR_UNSUPPORTED "unsupported"
+/* The refusal of exec and attach once the container is gone (skiffd: FAILED_PRECONDITION). */
+#define SKIFF_MON_ERR_EXITED "the container has exited"
 /* Longest request line; a longer one gets an error reply and is skipped. */
 #define SKIFF_MON_CTL_MAX_REQUEST 8192
 /* Connections served at once; one more is answered with an error and closed. */
@@ -132,6 +135,48 @@
 #define SKIFF_MON_FRAME_EXIT        3
 #define SKIFF_MON_FRAME_HEADER      5
 #define SKIFF_MON_FRAME_MAX         16384
+
+/*
+ * Attach session (kubectl attach): the container's own stdio, shared with the CRI log.
+ *   request:  {"op":"attach","stdin":B,"stdout":B,"stderr":B}
+ *             booleans, absent = false, at least one true.
+ *   refused:  one line {"error":"..."}; the connection stays a control connection. ERR_EXITED once
+ *             the container has exited; others when stdin is asked of a container started without
+ *             --stdin or whose stdin was closed (--stdin-once, or the container closed it), with
+ *             ATTACH_MAX_SESSIONS attached, on a bad request.
+ *   accepted: one line {"ok":true}, then frames both ways (the exec frame format above):
+ *     monitor -> client:
+ *             FRAME_STDOUT, FRAME_STDERR: the container's output as it is produced from then on
+ *             (with --tty the terminal is the only stream, sent as FRAME_STDOUT), a copy of what
+ *             goes to the log; only the streams asked for.
+ *             FRAME_EXIT once the container has exited and its output is drained, as exec's:
+ *             {"exit_code":C,"signal":S,"timed_out":false} (the exit file's code and signal);
+ *             then the monitor closes the connection.
+ *     client -> monitor:
+ *             FRAME_STDIN: bytes for the container's stdin (only on a session with stdin).
+ *             FRAME_STDIN_CLOSE: the client's stdin has ended (empty payload). With --stdin-once
+ *             and no --tty the container's stdin is closed, as it is when a session with stdin
+ *             ends by any means (CRI StdinOnce, as containerd: a terminal is never closed, its
+ *             end of input is the ^D the user types). Otherwise only this session's stdin ends.
+ *             FRAME_RESIZE: 4 bytes, width then height in columns and rows, each a big-endian
+ *             uint16: the terminal's size (TIOCSWINSZ); ignored without --tty.
+ *             An unknown type or a malformed frame ends the session.
+ * The client closing the connection (or shutting down its side) detaches: the container runs on.
+ * The container never waits for a client: each session holds at most ATTACH_BUFFER bytes of
+ * output not yet sent, and one that falls further behind is disconnected (the monitor notes it on
+ * its stderr). Stdin goes at the container's pace: while it does not read, the monitor stops
+ * reading the sockets of the sessions with stdin data for it. The frames of several sessions are
+ * written to stdin whole, never interleaved.
+ */
+#define SKIFF_MON_ATTACH_STDIN        "stdin"
+#define SKIFF_MON_ATTACH_STDOUT       "stdout"
+#define SKIFF_MON_ATTACH_STDERR       "stderr"
+#define SKIFF_MON_ATTACH_MAX_SESSIONS 8
+#define SKIFF_MON_ATTACH_BUFFER       1048576
+#define SKIFF_MON_FRAME_STDIN         4
+#define SKIFF_MON_FRAME_STDIN_CLOSE   5
+#define SKIFF_MON_FRAME_RESIZE        6
+#define SKIFF_MON_RESIZE_LEN          4
 
 /* ---- Exit file (and the exited part of the status reply) ------------------------------------- */
 /* {"exit_code":C,"signal":S,"exited_at":"2026-11-23T18:00:00.123456789Z","exited_at_ns":"NS",

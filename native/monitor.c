@@ -1,10 +1,11 @@
 /*
  * skiff-monitor: one per container, the conmon / containerd-shim role. It runs the OCI runtime's
  * `create` with pipes (or a pty) as the container's stdio, becomes the container's parent (child
- * subreaper), writes the CRI log file, serves a small control socket (and exec sessions on it), and
- * records the exit status in an exit file. It outlives skiffd and knows nothing of Kubernetes. The
- * whole protocol is in monitor-protocol.h. One thread, one epoll loop, no buffer larger than a log
- * line. This file: arguments, startup, `runtime create`, the container's exit and the main loop.
+ * subreaper), writes the CRI log file, serves a small control socket (and the exec and attach
+ * sessions started on it), and records the exit status in an exit file. It outlives skiffd and
+ * knows nothing of Kubernetes. The whole protocol is in monitor-protocol.h. One thread, one epoll
+ * loop, no buffer larger than a log line (an attach client's backlog aside, only while it lasts).
+ * This file: arguments, startup, `runtime create`, the container's exit and the main loop.
  */
 #include <limits.h>
 #include <signal.h>
@@ -495,6 +496,12 @@ static void run_create(void) {
     if (set_nonblock(master) < 0)
       skiff_fail(&err, errno, "fcntl console"), fail_startup(&err, NULL, 0);
     out_p[0] = master;
+    /* Attach writes the terminal's input through a descriptor of its own, so that it can wait for
+     * EPOLLOUT apart from the output's EPOLLIN. */
+    if (M.o.stdin_open && (M.stdin_w = fcntl(master, F_DUPFD_CLOEXEC, 3)) < 0)
+      skiff_fail(&err, errno, "dup console"), fail_startup(&err, NULL, 0);
+  } else if (M.stdin_w >= 0 && set_nonblock(M.stdin_w) < 0) {
+    skiff_fail(&err, errno, "fcntl stdin"), fail_startup(&err, NULL, 0);
   }
   if (stream_open(&M.out, out_p[0], &err) < 0 ||
       (err_p[0] >= 0 && stream_open(&M.err, err_p[0], &err) < 0))
@@ -580,14 +587,16 @@ static void setup(int argc, char **argv) {
 
 /* ---- Main loop ------------------------------------------------------------------------------- */
 
-/* Once the container is gone, its output drained and its exec sessions ended (or the drain time is
- * up): the exit file, then the socket, then exit. If the exit file cannot be written, keep serving
- * status and retry. */
+/* Once the container is gone, its output drained and its exec and attach sessions ended (or the
+ * drain time is up): the exit file, then the socket, then exit. If the exit file cannot be
+ * written, keep serving status and retry. */
 static void maybe_finish(void) {
   if (!M.exited)
     return;
   bool drained = M.out.fd < 0 && M.err.fd < 0;
-  if ((!drained || exec_live() > 0) && mono_ms() < M.drain_deadline_ms)
+  if (drained)
+    attach_exited(); /* all the output is in their buffers: the exit frame follows it */
+  if ((!drained || exec_live() > 0 || attach_live() > 0) && mono_ms() < M.drain_deadline_ms)
     return;
   exec_abandon_all();
   if (!drained) {
@@ -600,7 +609,9 @@ static void maybe_finish(void) {
       stream_close(&M.out);
     if (M.err.fd >= 0)
       stream_close(&M.err);
+    attach_exited();
   }
+  attach_abandon_all();
   M.drain_deadline_ms = 0;
   if (M.retry_at_ms && mono_ms() < M.retry_at_ms)
     return;
@@ -678,6 +689,8 @@ int main(int argc, char **argv) {
       case EV_EXEC_SOCK:
       case EV_EXEC_OUT:
       case EV_EXEC_ERR: exec_event(kind, idx, evs[k].events); break;
+      case EV_ATTACH_SOCK:
+      case EV_ATTACH_STDIN: attach_event(kind, idx, evs[k].events); break;
       default: break;
       }
     }

@@ -5,6 +5,8 @@
  *   monitor-log.c   the CRI log file: the container's output streams, cut into records
  *   monitor-ctl.c   the control socket and the small JSON reader for its requests
  *   monitor-exec.c  exec sessions: a command run for a client, its output streamed back in frames
+ *   monitor-attach.c  attach sessions: the container's own output copied to clients, their input
+ *                     to its stdin, their terminal size to its pty
  */
 #ifndef SKIFF_MONITOR_H
 #define SKIFF_MONITOR_H
@@ -34,6 +36,8 @@ enum {
   EV_EXEC_SOCK,
   EV_EXEC_OUT, /* EV_EXEC_OUT + k: the session's pipe k (0 stdout, 1 stderr) */
   EV_EXEC_ERR,
+  EV_ATTACH_SOCK,
+  EV_ATTACH_STDIN, /* the container's stdin became writable */
 };
 #define EV(kind, idx) (((uint64_t)(kind) << 32) | (uint32_t)(idx))
 
@@ -63,13 +67,18 @@ struct client {
 };
 
 struct session; /* monitor-exec.c */
+struct attach;  /* monitor-attach.c */
 
 struct monitor {
   struct opts o;
+  /* stdin_w: the container's stdin (a pipe's write end, or with --tty a duplicate of the pty
+   * master), -1 without --stdin and once closed */
   int epfd, sigfd, ctl_fd, console_fd, log_fd, stdin_w, pidfd;
   struct stream out, err;
   struct client clients[SKIFF_MON_CTL_MAX_CLIENTS];
   struct session *sessions[SKIFF_MON_EXEC_MAX_SESSIONS];
+  struct attach *attaches[SKIFF_MON_ATTACH_MAX_SESSIONS];
+  bool stdin_closed; /* --stdin-once did it, or the container closed its end */
   pid_t container;
   bool exited;
   int exit_code, exit_signal;
@@ -104,6 +113,7 @@ int listen_unix(const char *path, int backlog, struct skiff_err *err);
 void ctl_accept(void);
 void client_read(int i);
 int reply_error(int fd, const char *msg);
+int reply_ok(int fd);
 /* 0 and the member `key` when it is a string, unescaped, NUL-terminated and cut to outsize; -1 when
  * absent, not a string or the request is not a JSON object. */
 int json_get_string(const char *p, size_t len, const char *key, char *out, size_t outsize);
@@ -112,6 +122,9 @@ int json_get_string(const char *p, size_t len, const char *key, char *out, size_
  * when absent, not an array of strings, a string holds a NUL, or it does not fit. */
 int json_get_strings(const char *p, size_t len, const char *key, char *strs, size_t size,
                      char **argv, size_t max, size_t *argc);
+/* 0 and the member `key` as a boolean, false when absent (of an object already read whole by
+ * json_get_string); -1 when it is present but not true or false. */
+int json_get_bool(const char *p, size_t len, const char *key, bool *out);
 
 /* monitor-exec.c */
 /* The "exec" request on client slot i. 1: the connection became a session (the slot no longer owns
@@ -124,5 +137,17 @@ int64_t exec_next_deadline(void);
 void exec_kill_all(void);
 int exec_live(void);
 void exec_abandon_all(void);
+
+/* monitor-attach.c */
+/* The "attach" request on client slot i; `rest` is what the client sent after the request line
+ * (frames already). 1: the connection became a session; 0: refused; -1: the reply failed. */
+int attach_start(int client, const char *req, size_t len, const char *rest, size_t restlen);
+void attach_event(uint32_t kind, uint32_t slot, uint32_t events);
+/* A read of the container's output (type FRAME_STDOUT or FRAME_STDERR): copied to the sessions. */
+void attach_output(int type, const char *data, size_t len);
+/* The container has exited and its output is drained: every session gets its exit frame. */
+void attach_exited(void);
+int attach_live(void);
+void attach_abandon_all(void);
 
 #endif /* SKIFF_MONITOR_H */

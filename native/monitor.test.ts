@@ -12,6 +12,8 @@ import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type Readable } from 'node:stream';
+import { monitorAttach } from '../pod/runtime/monitor-attach.js';
 import { monitorExec } from '../pod/runtime/monitor-exec.js';
 import {
   ExecFrameReader,
@@ -57,12 +59,13 @@ async function world(t: TestContext): Promise<World> {
   };
 }
 
-/** A stand-in `runtime create`: runs `container` (sh code) in the background, writes its pid. */
+/** A stand-in `runtime create`: runs `container` (sh code) in the background, writes its pid. The
+ * container keeps the runtime's stdin (sh gives a background job /dev/null unless redirected). */
 async function fakeRuntime(w: World, container: string): Promise<string[]> {
   const script = join(w.dir, 'runtime.sh');
   await writeFile(join(w.dir, 'container.sh'), `#!/bin/sh\ncd "${w.dir}"\n${container}\n`);
   await chmod(join(w.dir, 'container.sh'), 0o755);
-  await writeFile(script, `#!/bin/sh\n"${w.dir}/container.sh" &\necho $! > "$1"\n`);
+  await writeFile(script, `#!/bin/sh\nexec 3<&0\n"${w.dir}/container.sh" <&3 3<&- &\necho $! > "$1"\n`);
   await chmod(script, 0o755);
   return [script, w.args.pidFile];
 }
@@ -276,7 +279,7 @@ void test('control socket: status, reopen-log after a rename, reserved and unkno
   await new Promise<void>((resolve) => {
     const s = createConnection(w.args.ctl, () => s.end('{"op":', resolve));
   });
-  assert.equal(await ctl(w.args.ctl, '{"op":"attach"}'), '{"error":"unsupported"}');
+  assert.match(await ctl(w.args.ctl, '{"op":"attach"}'), /^\{"error":"bad request: attach wants booleans/);
   assert.equal(await ctl(w.args.ctl, ' { "x" : [1, {"op":"no"}], "op" : "resize", "width": 80 } '), '{"error":"unsupported"}');
   assert.equal(await ctl(w.args.ctl, '{"op":"dance"}'), '{"error":"unknown op \\"dance\\""}');
   assert.match(await ctl(w.args.ctl, 'not json'), /^\{"error":"bad request/);
@@ -796,5 +799,305 @@ void test('runc: exec through the monitor returns output and status, and a timeo
   execFileSync('runc', ['--root', root, 'kill', id, 'KILL']);
   assert.equal(parseExitFile(await exitFile(w)).exitCode, 137);
   assert.equal(await m.exited, 0);
+  execFileSync('runc', ['--root', root, 'delete', id]);
+});
+
+// ---- Attach sessions ----
+
+/** A monitor whose container runs `script` (sh, in the test's directory). */
+async function startContainer(t: TestContext, script: string, extra: Partial<MonitorArgs> = {}) {
+  const w = await world(t);
+  const m = startMonitor(w, await fakeRuntime(w, script), extra);
+  const sync = parseSyncLine(await m.sync);
+  assert.ok('pid' in sync, JSON.stringify(sync));
+  leftovers.add(sync.pid);
+  const status = async () => parseStatusReply(await ctl(w.args.ctl, '{"op":"status"}'));
+  return { w, m, pid: sync.pid, status, touch: (name: string) => writeFile(join(w.dir, name), '') };
+}
+
+/** Everything a stream of a session gives, as it comes. */
+function collect(r: Readable | null) {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  const c = {
+    ended: false,
+    get bytes() {
+      return Buffer.concat(chunks, n);
+    },
+    get length() {
+      return n;
+    },
+    text: () => c.bytes.toString(),
+    until: (what: string, ok: (s: string) => boolean, ms = 5000) => waitFor(what, async () => ok(c.text()) || undefined, ms),
+  };
+  r?.on('data', (b: Buffer) => {
+    chunks.push(b);
+    n += b.length;
+  });
+  r?.on('end', () => (c.ended = true));
+  return c;
+}
+
+async function pssKiB(pid: number): Promise<number> {
+  return Number(/^Pss:\s+(\d+) kB/m.exec(await readFile(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1]);
+}
+
+const isSkiff = (code: string, message: RegExp) => (e: Error & { code?: string }) => e.code === code && message.test(e.message);
+
+void test('attach: two clients get the output produced after they attached, byte for byte, the log still gets it, and the exit frame ends both', async (t) => {
+  const c = await startContainer(t, 'echo before; while [ ! -e go ]; do sleep 0.02; done; cat out.txt; cat err.bin >&2; exit 3');
+  const lines = Array.from({ length: 3000 }, (_, i) => `${i} ${randomBytes(45).toString('base64')}`);
+  const text = `${lines.join('\n')}\n`;
+  const bin = randomBytes(300 * 1024 + 5);
+  await writeFile(join(c.w.dir, 'out.txt'), text);
+  await writeFile(join(c.w.dir, 'err.bin'), bin);
+  await waitFor('"before" in the log', async () => ((await readIf(c.w.args.log)) ?? '').includes('before') || undefined);
+
+  const a = await monitorAttach(c.w.args.ctl, { stdin: false, stdout: true, stderr: true });
+  const b = await monitorAttach(c.w.args.ctl, { stdin: false, stdout: true, stderr: false });
+  assert.equal(b.stderr, null);
+  const [aOut, aErr, bOut] = [collect(a.stdout), collect(a.stderr), collect(b.stdout)];
+  await c.touch('go');
+  assert.deepEqual(await a.exited, { exitCode: 3, signal: 0 });
+  assert.deepEqual(await b.exited, { exitCode: 3, signal: 0 });
+  await waitFor('the streams to end', async () => (aOut.ended && aErr.ended && bOut.ended) || undefined);
+  assert.equal(aOut.length, text.length);
+  assert.ok(aOut.bytes.equals(Buffer.from(text)), 'stdout is exact, and starts after the attach');
+  assert.ok(aErr.bytes.equals(bin), 'stderr is exact');
+  assert.ok(bOut.bytes.equals(Buffer.from(text)), 'the second client got the same');
+
+  assert.equal(parseExitFile(await exitFile(c.w)).exitCode, 3);
+  assert.equal(await c.m.exited, 0);
+  const recs = await logRecords(c.w.args.log);
+  assert.deepEqual(recs.filter((r) => r.stream === 'stdout').map((r) => r.content), ['before', ...lines]);
+  assert.equal(recs.filter((r) => r.stream === 'stderr').length > 0, true);
+});
+
+void test('attach: stdin reaches a cat container and its echo comes back to every client; without stdin_once the end of a client\'s stdin or its detach leaves the container\'s stdin open', async (t) => {
+  const c = await startContainer(t, 'exec cat', { stdin: true });
+  const a = await monitorAttach(c.w.args.ctl, { stdin: true, stdout: true, stderr: false });
+  const aOut = collect(a.stdout);
+  await a.writeStdin(Buffer.from('hello\n'));
+  await aOut.until('the echo', (s) => s === 'hello\n');
+  a.resize(100, 40); // no terminal: ignored, and the session goes on
+  await a.closeStdin();
+  await assert.rejects(a.writeStdin(Buffer.from('late')), /stdin is closed/);
+
+  const b = await monitorAttach(c.w.args.ctl, { stdin: true, stdout: true, stderr: false });
+  const bOut = collect(b.stdout);
+  await b.writeStdin(Buffer.from('again\n'));
+  await bOut.until('the second echo', (s) => s === 'again\n');
+  await aOut.until('the echo of the other client', (s) => s === 'hello\nagain\n');
+  a.detach();
+  b.detach();
+  assert.equal(await a.exited, undefined);
+  assert.equal(await b.exited, undefined);
+  await sleep(150);
+  assert.equal((await c.status()).running, true, 'detaching leaves the container running');
+
+  const d = await monitorAttach(c.w.args.ctl, { stdin: true, stdout: true, stderr: false });
+  const dOut = collect(d.stdout);
+  await d.writeStdin(Buffer.from('still open\n'));
+  await dOut.until('the third echo', (s) => s === 'still open\n');
+  process.kill(c.pid, 'SIGKILL');
+  assert.deepEqual(await d.exited, { exitCode: 137, signal: 9 });
+  assert.equal(parseExitFile(await exitFile(c.w)).exitCode, 137);
+  assert.equal(await c.m.exited, 0);
+});
+
+void test('attach: with stdin_once the first client closing its stdin closes the container\'s (cat exits 0), and stdin is refused after', async (t) => {
+  const c = await startContainer(t, 'cat; echo "cat ended $?"; while [ ! -e go ]; do sleep 0.02; done', { stdin: true, stdinOnce: true });
+  const a = await monitorAttach(c.w.args.ctl, { stdin: true, stdout: true, stderr: false });
+  const watcher = await monitorAttach(c.w.args.ctl, { stdin: false, stdout: true, stderr: false });
+  const [aOut, wOut] = [collect(a.stdout), collect(watcher.stdout)];
+  await a.writeStdin(Buffer.from('x\n'));
+  await aOut.until('the echo', (s) => s === 'x\n');
+  assert.equal((await c.status()).running, true);
+  await a.closeStdin();
+  await aOut.until('cat to end', (s) => s === 'x\ncat ended 0\n');
+  await wOut.until('the watcher to see it', (s) => s === 'x\ncat ended 0\n');
+  await assert.rejects(
+    monitorAttach(c.w.args.ctl, { stdin: true, stdout: true, stderr: false }),
+    isSkiff('SKIFF_RUNTIME_FAILED', /the container's stdin is closed/),
+  );
+  await c.touch('go');
+  assert.deepEqual(await a.exited, { exitCode: 0, signal: 0 });
+  assert.deepEqual(await watcher.exited, { exitCode: 0, signal: 0 });
+  assert.equal(await c.m.exited, 0);
+});
+
+void test('attach: with stdin_once a client that writes and detaches at once still has all its input delivered, then stdin closes', async (t) => {
+  const c = await startContainer(t, 'while [ ! -e go ]; do sleep 0.02; done; cat > in.bin; exit 5', { stdin: true, stdinOnce: true });
+  const data = randomBytes(100 * 1024 + 3); // more than the pipe holds: the rest waits in the socket
+  const a = await monitorAttach(c.w.args.ctl, { stdin: true, stdout: false, stderr: false });
+  await a.writeStdin(data);
+  a.detach();
+  assert.equal(await a.exited, undefined);
+  await c.touch('go');
+  assert.equal(parseExitFile(await exitFile(c.w)).exitCode, 5, 'cat saw the end of its input');
+  assert.ok((await readFile(join(c.w.dir, 'in.bin'))).equals(data));
+  assert.equal(await c.m.exited, 0);
+});
+
+void test('attach: stdin waits for a container that does not read, without buffering in the monitor; two clients\' frames are never interleaved', async (t) => {
+  const c = await startContainer(t, 'while [ ! -e go ]; do sleep 0.02; done; exec cat > in.bin', { stdin: true });
+  const size = 2 << 20;
+  const [a, b] = await Promise.all([0, 1].map(() => monitorAttach(c.w.args.ctl, { stdin: true, stdout: false, stderr: false })));
+  let done = 0;
+  const writes = [a.writeStdin(Buffer.alloc(size, 'a')), b.writeStdin(Buffer.alloc(size, 'b'))].map((p) => p.then(() => done++));
+  await sleep(500);
+  assert.equal(done, 0, 'the writes wait for the container');
+  const pss = await pssKiB(c.m.monitor.pid ?? 0);
+  t.diagnostic(`monitor with 4 MiB of stdin waiting: Pss ${pss} KiB`);
+  assert.ok(pss > 0 && pss < 400, `PSS ${pss} KiB`);
+  assert.equal((await c.status()).running, true, 'the loop still serves');
+
+  await c.touch('go');
+  await Promise.all(writes);
+  const file = join(c.w.dir, 'in.bin');
+  await waitFor('all of the input', async () => (statSync(file).size === 2 * size ? true : undefined));
+  const got = await readFile(file);
+  const blocks = { a: 0, b: 0 };
+  for (let off = 0; off < got.length; off += P.FRAME_MAX) {
+    const block = got.subarray(off, off + P.FRAME_MAX);
+    const letter = String.fromCharCode(block[0]) as 'a' | 'b';
+    assert.ok(block.every((x) => x === block[0]), `the ${P.FRAME_MAX} bytes at ${off} come from one client`);
+    blocks[letter]++;
+  }
+  assert.deepEqual(blocks, { a: size / P.FRAME_MAX, b: size / P.FRAME_MAX });
+  a.detach();
+  b.detach();
+  process.kill(c.pid, 'SIGKILL');
+  assert.equal(parseExitFile(await exitFile(c.w)).exitCode, 137);
+});
+
+void test('attach: a client that stops reading is disconnected while the container runs on, the log and the other client get everything, and its memory goes back', async (t) => {
+  // 4 MB at about 5 MB/s: a client that reads keeps up even on a busy machine, one that does not
+  // falls ATTACH_BUFFER behind in a fraction of that.
+  const c = await startContainer(t, 'while [ ! -e go ]; do sleep 0.02; done; i=0; while [ $i -lt 40 ]; do cat chunk.txt; sleep 0.02; i=$((i+1)); done; touch wrote; while [ ! -e go2 ]; do sleep 0.02; done');
+  const chunk = `${'x'.repeat(99)}\n`.repeat(1000);
+  await writeFile(join(c.w.dir, 'chunk.txt'), chunk);
+  const pss0 = await pssKiB(c.m.monitor.pid ?? 0);
+  // The stalled client, at the byte level: it reads the answer, then nothing more.
+  const slow = createConnection(c.w.args.ctl, () => slow.write('{"op":"attach","stdout":true}\n'));
+  let slowBytes = Buffer.alloc(0);
+  let slowClosed = false;
+  let answered = false;
+  slow.on('data', (d: Buffer) => {
+    slowBytes = Buffer.concat([slowBytes, d]);
+    if (!answered && slowBytes.includes(10)) slow.pause();
+    answered ||= slowBytes.includes(10);
+  });
+  slow.on('close', () => (slowClosed = true));
+  slow.on('error', () => undefined);
+  await waitFor('the answer', async () => slowBytes.includes(10) || undefined);
+  assert.equal(slowBytes.subarray(0, slowBytes.indexOf(10) + 1).toString(), '{"ok":true}\n');
+  const fast = await monitorAttach(c.w.args.ctl, { stdin: false, stdout: true, stderr: false });
+  const fastOut = collect(fast.stdout);
+
+  await c.touch('go');
+  const total = 40 * chunk.length;
+  await waitFor('the container to write it all', async () => existsSync(join(c.w.dir, 'wrote')) || undefined, 20_000);
+  await waitFor('the note', async () => /fell \d+ bytes behind; disconnected/.test((await readIf(join(c.w.dir, 'monitor.stderr'))) ?? '') || undefined);
+  await waitFor('the other client to get it all', async () => (fastOut.length === total ? true : undefined), 20_000);
+  const recs = await logRecords(c.w.args.log);
+  assert.equal(recs.length, 40 * 1000, 'the log has all of it');
+  assert.ok(recs.every((r) => r.content === 'x'.repeat(99) && !r.partial));
+
+  slow.resume();
+  await waitFor('the slow client to see the end', async () => slowClosed || undefined);
+  const frames = new ExecFrameReader().push(slowBytes.subarray(slowBytes.indexOf(10) + 1));
+  const slowGot = frames.reduce((n, f) => n + f.data.length, 0);
+  t.diagnostic(`the stalled client got ${slowGot} of ${total} bytes`);
+  assert.ok(slowGot > 0 && slowGot < total);
+  assert.ok(frames.every((f) => f.type === P.FRAME_STDOUT), 'no exit frame: it was cut off');
+  assert.ok(fastOut.bytes.equals(Buffer.from(chunk.repeat(40))));
+  fast.detach();
+  assert.equal(await fast.exited, undefined);
+  assert.equal((await c.status()).running, true);
+  const pss1 = await waitFor('the memory to go back', async () => {
+    const p = await pssKiB(c.m.monitor.pid ?? 0);
+    return p - pss0 < 32 ? p : undefined;
+  });
+  t.diagnostic(`monitor Pss ${pss0} KiB before the attach sessions, ${pss1} KiB after`);
+  await c.touch('go2');
+  assert.equal(parseExitFile(await exitFile(c.w)).exitCode, 0);
+  assert.equal(await c.m.exited, 0);
+});
+
+void test('attach: refused for stdin without --stdin, over ATTACH_MAX_SESSIONS, on bad requests, and once the container has exited', async (t) => {
+  const c = await startContainer(t, 'while [ ! -e go ]; do sleep 0.02; done; sleep 30 & echo $! > grandchild; exit 4');
+  await assert.rejects(
+    monitorAttach(c.w.args.ctl, { stdin: true, stdout: true, stderr: false }),
+    isSkiff('SKIFF_RUNTIME_FAILED', /the container was created without stdin/),
+  );
+  const bad = [
+    '{"op":"attach"}',
+    '{"op":"attach","stdout":"yes"}',
+    '{"op":"attach","stdout":1}',
+    '{"op":"attach","stdout":truex}',
+    '{"op":"attach","stdin":false,"stdout":false,"stderr":false}',
+  ];
+  const replies = await ctlLines(c.w.args.ctl, [...bad, '{"op":"status"}'].map((l) => `${l}\n`).join(''), bad.length + 1);
+  for (let i = 0; i < bad.length; i++) assert.match(replies[i], /^\{"error":"bad request: attach wants booleans/, bad[i]);
+  assert.equal(parseStatusReply(replies[bad.length]).running, true);
+
+  const held = [];
+  for (let i = 0; i < P.ATTACH_MAX_SESSIONS; i++) held.push(await monitorAttach(c.w.args.ctl, { stdin: false, stdout: true, stderr: true }));
+  await assert.rejects(
+    monitorAttach(c.w.args.ctl, { stdin: false, stdout: true, stderr: false }),
+    isSkiff('SKIFF_RUNTIME_FAILED', /too many attach sessions/),
+  );
+  held.pop()?.detach();
+  const again = await waitFor('a free slot', () => monitorAttach(c.w.args.ctl, { stdin: false, stdout: true, stderr: false }).catch(() => undefined));
+  held.push(again);
+
+  // A grandchild holds the output open: the monitor lingers DRAIN_MS after the exit, and says so.
+  await c.touch('go');
+  await waitFor('the exit', async () => ((await c.status()).running ? undefined : true));
+  const grandchild = Number(await waitFor('the grandchild', async () => (await readIf(join(c.w.dir, 'grandchild')))?.trim() || undefined));
+  leftovers.add(grandchild);
+  t.after(() => process.kill(grandchild, 'SIGKILL'));
+  await assert.rejects(
+    monitorAttach(c.w.args.ctl, { stdin: false, stdout: true, stderr: false }),
+    isSkiff('SKIFF_FAILED_PRECONDITION', /the container has exited/),
+  );
+  for (const s of held) assert.deepEqual(await s.exited, { exitCode: 4, signal: 0 }, 'the attached clients get the exit');
+  assert.equal(parseExitFile(await exitFile(c.w)).exitCode, 4);
+  assert.equal(await c.m.exited, 0);
+});
+
+void test('runc: attach to a terminal: the input echoes, resize changes `stty size`, and ^D ends the container', async (t) => {
+  const w = await world(t);
+  const root = join(w.dir, 'runc-root');
+  const id = `skiff-mon-attach-${process.pid}`;
+  t.after(() => {
+    if (existsSync(join(root, id))) execFileSync('runc', ['--root', root, 'delete', '--force', id], { stdio: 'ignore' });
+  });
+  const bundle = await busyboxBundle(w.dir, ['sh', '-c', 'while read l; do echo "got $l"; busybox stty size; done; exit 9'], true);
+  const create = ['runc', '--root', root, 'create', '--bundle', bundle, '--pid-file', w.args.pidFile, '--console-socket', consoleSocketPath(w.args.ctl), id];
+  const m = startMonitor(w, create, { tty: true, stdin: true });
+  const sync = parseSyncLine(await m.sync);
+  assert.ok('pid' in sync, `${JSON.stringify(sync)} ${(await readIf(join(w.dir, 'monitor.stderr'))) ?? ''}`);
+  leftovers.add(sync.pid);
+  const a = await monitorAttach(w.args.ctl, { stdin: true, stdout: true, stderr: true });
+  const out = collect(a.stdout);
+  const err = collect(a.stderr);
+  execFileSync('runc', ['--root', root, 'start', id]);
+
+  a.resize(123, 45);
+  await a.writeStdin(Buffer.from('one\n'));
+  await out.until('the first size', (s) => s.includes('45 123'));
+  a.resize(80, 24);
+  await a.writeStdin(Buffer.from('two\n'));
+  await out.until('the second size', (s) => s.includes('24 80'));
+  await a.writeStdin(Buffer.from([4])); // ^D: end of input for `read`
+  assert.deepEqual(await a.exited, { exitCode: 9, signal: 0 });
+  // The terminal echoes the input and ends lines with \r\n; it is all one stream, stdout.
+  assert.equal(out.text(), 'one\r\ngot one\r\n45 123\r\ntwo\r\ngot two\r\n24 80\r\n');
+  assert.equal(err.length, 0);
+  assert.equal(await m.exited, 0);
+  const recs = (await logRecords(w.args.log)).map((r) => `${r.stream} ${r.content}`);
+  assert.deepEqual(recs, ['stdout one', 'stdout got one', 'stdout 45 123', 'stdout two', 'stdout got two', 'stdout 24 80']);
   execFileSync('runc', ['--root', root, 'delete', id]);
 });

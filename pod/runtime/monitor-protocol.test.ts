@@ -6,9 +6,13 @@ import {
   ExecFrameReader,
   MONITOR_PROTOCOL,
   consoleSocketPath,
+  formatAttachRequest,
+  formatClientFrame,
   formatExecRequest,
   formatMonitorArgs,
   formatRequest,
+  formatResizeFrame,
+  formatStdinFrames,
   parseExecExit,
   parseExitFile,
   parseLogLine,
@@ -183,4 +187,33 @@ void test('exec requests and exit frames', () => {
 
   assert.deepEqual(parseExecExit('{"exit_code":137,"signal":9,"timed_out":true}'), { exitCode: 137, signal: 9, timedOut: true });
   assert.throws(() => parseExecExit('{"exit_code":1,"signal":0}'), /malformed/);
+});
+
+void test('attach requests, and the frames a client sends: stdin cut at FRAME_MAX, stdin close, resize as two uint16', () => {
+  assert.equal(formatAttachRequest({ stdin: true, stdout: true, stderr: false }), '{"op":"attach","stdin":true,"stdout":true,"stderr":false}\n');
+  assert.throws(() => formatAttachRequest({ stdin: false, stdout: false, stderr: false }), /none of stdin, stdout, stderr/);
+
+  const data = Buffer.from(Array.from({ length: 2 * MONITOR_PROTOCOL.FRAME_MAX + 7 }, (_, i) => i % 251));
+  const frames = formatStdinFrames(data);
+  assert.deepEqual(frames.map((f) => [f[0], f.readUInt32BE(1), f.length]), [
+    [4, 16384, 16389],
+    [4, 16384, 16389],
+    [4, 7, 12],
+  ]);
+  assert.ok(Buffer.concat(frames.map((f) => f.subarray(5))).equals(data));
+  assert.deepEqual(formatStdinFrames(Buffer.alloc(0)), []);
+  assert.deepEqual([...formatClientFrame(MONITOR_PROTOCOL.FRAME_STDIN_CLOSE)], [5, 0, 0, 0, 0]);
+  assert.throws(() => formatClientFrame(MONITOR_PROTOCOL.FRAME_STDIN, Buffer.alloc(MONITOR_PROTOCOL.FRAME_MAX + 1)), /over 16384/);
+
+  assert.deepEqual([...formatResizeFrame(80, 24)], [6, 0, 0, 0, 4, 0, 80, 0, 24]);
+  assert.deepEqual([...formatResizeFrame(65535, 300)], [6, 0, 0, 0, 4, 0xff, 0xff, 0x01, 0x2c]);
+  for (const [w, h] of [[-1, 24], [80, 65536], [80.5, 24], [NaN, 1]]) assert.throws(() => formatResizeFrame(w, h), /is not a uint16/);
+});
+
+void test('no frame type, either way, is \'{\': the first byte tells a refusal line from a session', () => {
+  const types = Object.entries(MONITOR_PROTOCOL).filter(([k]) => k.startsWith('FRAME_') && k !== 'FRAME_HEADER' && k !== 'FRAME_MAX');
+  assert.equal(types.length, 6);
+  for (const [name, v] of types) assert.notEqual(v, '{'.charCodeAt(0), name);
+  assert.equal(new Set(types.map(([, v]) => v)).size, types.length, 'all distinct');
+  assert.throws(() => new ExecFrameReader('monitor attach').push(frame(4, 'x')), /^SkiffError: monitor attach: unknown frame type 4/);
 });

@@ -37,6 +37,7 @@ export const MONITOR_PROTOCOL = {
   REPLY_OK: 'ok',
   REPLY_ERROR: 'error',
   ERR_UNSUPPORTED: 'unsupported',
+  ERR_EXITED: 'the container has exited',
   CTL_MAX_REQUEST: 8192,
   CTL_MAX_CLIENTS: 8,
   STATUS_ID: 'id',
@@ -54,6 +55,15 @@ export const MONITOR_PROTOCOL = {
   FRAME_EXIT: 3,
   FRAME_HEADER: 5,
   FRAME_MAX: 16384,
+  ATTACH_STDIN: 'stdin',
+  ATTACH_STDOUT: 'stdout',
+  ATTACH_STDERR: 'stderr',
+  ATTACH_MAX_SESSIONS: 8,
+  ATTACH_BUFFER: 1048576,
+  FRAME_STDIN: 4,
+  FRAME_STDIN_CLOSE: 5,
+  FRAME_RESIZE: 6,
+  RESIZE_LEN: 4,
   EXIT_CODE: 'exit_code',
   EXIT_SIGNAL: 'signal',
   EXIT_AT: 'exited_at',
@@ -142,7 +152,7 @@ export function parseSyncLine(line: string): MonitorSync {
 export type MonitorRequest =
   | { op: typeof P.OP_STATUS }
   | { op: typeof P.OP_REOPEN_LOG }
-  | { op: typeof P.OP_ATTACH }
+  | { op: typeof P.OP_ATTACH; stdin: boolean; stdout: boolean; stderr: boolean }
   | { op: typeof P.OP_RESIZE; width: number; height: number }
   | { op: typeof P.OP_EXEC; argv: string[]; pid_file: string; timeout_ms: string };
 
@@ -254,12 +264,15 @@ export interface ExecFrame {
 }
 
 /**
- * Cuts the byte stream of an accepted exec session into frames, whatever the chunking. Throws on a
- * frame the monitor never sends (unknown type, length over FRAME_MAX).
+ * Cuts the byte stream of an accepted exec or attach session into frames, whatever the chunking.
+ * Throws on a frame the monitor never sends (unknown type, length over FRAME_MAX).
  */
 export class ExecFrameReader {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+
+  /** `what` names the session in errors. */
+  constructor(private readonly what = 'monitor exec') {}
 
   /** The frames completed by `chunk`, in order. */
   push(chunk: Buffer): ExecFrame[] {
@@ -271,9 +284,9 @@ export class ExecFrameReader {
       const type = head[0] as ExecFrame['type'];
       const len = head.readUInt32BE(1);
       if (type !== P.FRAME_STDOUT && type !== P.FRAME_STDERR && type !== P.FRAME_EXIT) {
-        throw new SkiffError('SKIFF_RUNTIME_FAILED', `monitor exec: unknown frame type ${head[0]}`);
+        throw new SkiffError('SKIFF_RUNTIME_FAILED', `${this.what}: unknown frame type ${head[0]}`);
       }
-      if (len > P.FRAME_MAX) throw new SkiffError('SKIFF_RUNTIME_FAILED', `monitor exec: frame of ${len} bytes`);
+      if (len > P.FRAME_MAX) throw new SkiffError('SKIFF_RUNTIME_FAILED', `${this.what}: frame of ${len} bytes`);
       if (this.pendingBytes < P.FRAME_HEADER + len) break;
       const frame = this.take(P.FRAME_HEADER + len);
       frames.push({ type, data: frame.subarray(P.FRAME_HEADER) });
@@ -320,6 +333,50 @@ export function parseExecExit(payload: string): ExecExit {
     throw new SkiffError('SKIFF_RUNTIME_FAILED', `${what}: malformed: ${JSON.stringify(payload)}`);
   }
   return { exitCode: code as number, signal: signal as number, timedOut };
+}
+
+// ---- Attach sessions ----
+
+export interface AttachRequest {
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+}
+
+/** The attach request line, newline included; throws what the monitor would refuse as malformed. */
+export function formatAttachRequest(o: AttachRequest): string {
+  if (!o.stdin && !o.stdout && !o.stderr) throw new TypeError('monitor attach: none of stdin, stdout, stderr asked for');
+  return formatRequest({ op: P.OP_ATTACH, stdin: o.stdin, stdout: o.stdout, stderr: o.stderr });
+}
+
+/** One client -> monitor frame (FRAME_STDIN, FRAME_STDIN_CLOSE, FRAME_RESIZE). */
+export function formatClientFrame(type: typeof P.FRAME_STDIN | typeof P.FRAME_STDIN_CLOSE | typeof P.FRAME_RESIZE, payload: Uint8Array = Buffer.alloc(0)): Buffer {
+  if (payload.length > P.FRAME_MAX) throw new TypeError(`monitor attach: frame of ${payload.length} bytes is over ${P.FRAME_MAX}`);
+  const frame = Buffer.allocUnsafe(P.FRAME_HEADER + payload.length);
+  frame[0] = type;
+  frame.writeUInt32BE(payload.length, 1);
+  frame.set(payload, P.FRAME_HEADER);
+  return frame;
+}
+
+/** Stdin bytes as FRAME_STDIN frames of at most FRAME_MAX bytes each (none for no bytes). */
+export function formatStdinFrames(data: Uint8Array): Buffer[] {
+  const frames: Buffer[] = [];
+  for (let off = 0; off < data.length; off += P.FRAME_MAX) {
+    frames.push(formatClientFrame(P.FRAME_STDIN, data.subarray(off, off + P.FRAME_MAX)));
+  }
+  return frames;
+}
+
+/** A terminal size as a FRAME_RESIZE frame: width (columns) then height (rows), uint16 big-endian. */
+export function formatResizeFrame(width: number, height: number): Buffer {
+  for (const [name, v] of [['width', width], ['height', height]] as const) {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffff) throw new TypeError(`monitor attach: terminal ${name} ${v} is not a uint16`);
+  }
+  const payload = Buffer.alloc(P.RESIZE_LEN);
+  payload.writeUInt16BE(width, 0);
+  payload.writeUInt16BE(height, 2);
+  return formatClientFrame(P.FRAME_RESIZE, payload);
 }
 
 // ---- CRI log ----
