@@ -382,7 +382,7 @@ export async function benchPods(): Promise<string> {
 
   const out = [
     `busybox "sleep 3600" in each pod; pid namespace shared by the pod; StopContainer timeout ${STOP_TIMEOUT_S} s (sleep dies on SIGTERM).`,
-    'skiff pods get their own network namespace unless marked hostnet; containerd has no CNI plugin configured here, so its ' +
+    'skiff pods get their own network namespace and the built-in network (veth, address, NAT) unless marked hostnet; containerd has no CNI plugin configured here, so its ' +
       'pods use the host network (namespace_options.network = NODE). skiffd logs at debug level (e2e harness).',
     `host: ${cpus().length} CPUs, 1-min load average ${load[0].toFixed(2)} before and ${load[1].toFixed(2)} after (other work skews these figures).`,
   ];
