@@ -294,7 +294,7 @@ int reply_ok(int fd) {
 }
 
 /* -1: close the connection; 0: answered; 1: it became a session. `rest`: the bytes after the
- * request line, which an attach session takes as its first frames. */
+ * request line, which a session takes as its first frames. */
 static int handle_request(int i, const char *req, size_t len, const char *rest, size_t restlen) {
   int fd = M.clients[i].fd;
   char op[64];
@@ -336,7 +336,7 @@ static int handle_request(int i, const char *req, size_t len, const char *rest, 
     return reply_ok(fd);
   }
   if (strcmp(op, SKIFF_MON_OP_EXEC) == 0)
-    return exec_start(i, req, len);
+    return exec_start(i, req, len, rest, restlen);
   if (strcmp(op, SKIFF_MON_OP_ATTACH) == 0)
     return attach_start(i, req, len, rest, restlen);
   if (strcmp(op, SKIFF_MON_OP_RESIZE) == 0)

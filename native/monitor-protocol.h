@@ -123,18 +123,48 @@
  * SIGKILLs the process named by pid_file with all its descendants, the runtime process with its
  * descendants, and the runtime's process group; timed_out says the deadline did it. Output still
  * held open by a leftover process DRAIN_MS after the runtime exited is cut off.
+ *
+ * Interactive exec (kubectl exec -i / -it): optional members of the same request, absent = false:
+ *             "stdin":true  the runtime process gets a pipe as its stdin (else /dev/null);
+ *             "tty":true    with "console_socket":"PATH": argv carries the runtime's
+ *                           `--tty --console-socket PATH`; the monitor listens on PATH (0600,
+ *                           replacing a stale socket) before it runs argv, takes the pty master
+ *                           the runtime sends (SCM_RIGHTS) and removes PATH, once the master is
+ *                           in or the runtime has exited. The runtime may detach (runc accepts
+ *                           a console socket only with `exec -d`): when it exits 0 and the
+ *                           process pid_file names is then a child of the monitor (its
+ *                           subreaper), that process is waited for in its place, and its status
+ *                           is the exit frame's.
+ *   accepted: one line {"ok":true} (as attach: the client knows the session started before any
+ *             output), then the frames above, monitor -> client; the terminal is sent as
+ *             FRAME_STDOUT (what the runtime itself writes on its stdout and stderr still comes
+ *             as FRAME_STDOUT and FRAME_STDERR: its error messages). And client -> monitor, as
+ *             attach's:
+ *             FRAME_STDIN (only with "stdin"): bytes for the process, written at its pace: while
+ *             the pipe (or terminal) is full the monitor stops reading the connection. With a tty
+ *             they wait for the terminal to arrive; after the process closed its stdin they are
+ *             dropped.
+ *             FRAME_STDIN_CLOSE: the pipe is closed (the process sees the end of its input); with
+ *             a tty ignored (the end of a terminal's input is the ^D the user types).
+ *             FRAME_RESIZE: TIOCSWINSZ on the terminal (kept until it arrives); ignored without.
+ *             An unknown type or a malformed frame ends the session as a disconnect does.
+ * Without "stdin" and "tty" the session is exactly the one above: what the client sends after
+ * the request is read and dropped.
  */
-#define SKIFF_MON_EXEC_ARGV         "argv"
-#define SKIFF_MON_EXEC_PID_FILE     "pid_file"
-#define SKIFF_MON_EXEC_TIMEOUT_MS   "timeout_ms"
-#define SKIFF_MON_EXEC_TIMED_OUT    "timed_out"
-#define SKIFF_MON_EXEC_MAX_ARGS     128
-#define SKIFF_MON_EXEC_MAX_SESSIONS 16
-#define SKIFF_MON_FRAME_STDOUT      1
-#define SKIFF_MON_FRAME_STDERR      2
-#define SKIFF_MON_FRAME_EXIT        3
-#define SKIFF_MON_FRAME_HEADER      5
-#define SKIFF_MON_FRAME_MAX         16384
+#define SKIFF_MON_EXEC_ARGV           "argv"
+#define SKIFF_MON_EXEC_PID_FILE       "pid_file"
+#define SKIFF_MON_EXEC_TIMEOUT_MS     "timeout_ms"
+#define SKIFF_MON_EXEC_TIMED_OUT      "timed_out"
+#define SKIFF_MON_EXEC_STDIN          "stdin"
+#define SKIFF_MON_EXEC_TTY            "tty"
+#define SKIFF_MON_EXEC_CONSOLE_SOCKET "console_socket"
+#define SKIFF_MON_EXEC_MAX_ARGS       128
+#define SKIFF_MON_EXEC_MAX_SESSIONS   16
+#define SKIFF_MON_FRAME_STDOUT        1
+#define SKIFF_MON_FRAME_STDERR        2
+#define SKIFF_MON_FRAME_EXIT          3
+#define SKIFF_MON_FRAME_HEADER        5
+#define SKIFF_MON_FRAME_MAX           16384
 
 /*
  * Attach session (kubectl attach): the container's own stdio, shared with the CRI log.

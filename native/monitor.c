@@ -175,7 +175,7 @@ size_t format_exit(char *buf, size_t size) {
 
 /* ---- Console socket: the runtime sends the pty master with SCM_RIGHTS ------------------------ */
 
-static int console_receive(int listen_fd) {
+int console_receive(int listen_fd) {
   cleanup_close int fd = SKIFF_RETRY(accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC));
   if (fd < 0)
     return -1;
@@ -688,7 +688,10 @@ int main(int argc, char **argv) {
         break;
       case EV_EXEC_SOCK:
       case EV_EXEC_OUT:
-      case EV_EXEC_ERR: exec_event(kind, idx, evs[k].events); break;
+      case EV_EXEC_ERR:
+      case EV_EXEC_PTY:
+      case EV_EXEC_IN:
+      case EV_EXEC_CONSOLE: exec_event(kind, idx, evs[k].events); break;
       case EV_ATTACH_SOCK:
       case EV_ATTACH_STDIN: attach_event(kind, idx, evs[k].events); break;
       default: break;

@@ -4,7 +4,9 @@
  *   monitor.c       arguments, startup, `runtime create`, the container's exit, the main loop
  *   monitor-log.c   the CRI log file: the container's output streams, cut into records
  *   monitor-ctl.c   the control socket and the small JSON reader for its requests
- *   monitor-exec.c  exec sessions: a command run for a client, its output streamed back in frames
+ *   monitor-exec.c  exec sessions: a command run for a client, its output streamed back in frames,
+ *                   its input (stdin, a terminal) from the client with -i/-t
+ *   monitor-kill.c  killing a process tree (exec sessions)
  *   monitor-attach.c  attach sessions: the container's own output copied to clients, their input
  *                     to its stdin, their terminal size to its pty
  */
@@ -38,6 +40,9 @@ enum {
   EV_EXEC_ERR,
   EV_ATTACH_SOCK,
   EV_ATTACH_STDIN, /* the container's stdin became writable */
+  EV_EXEC_PTY,     /* an interactive exec session's terminal (output) */
+  EV_EXEC_IN,      /* an interactive exec session's stdin became writable */
+  EV_EXEC_CONSOLE, /* an exec session's console socket: the runtime connects */
 };
 #define EV(kind, idx) (((uint64_t)(kind) << 32) | (uint32_t)(idx))
 
@@ -92,6 +97,9 @@ struct monitor {
 extern struct monitor M;
 
 /* monitor.c */
+/* Accepts one connection on a console socket and returns the descriptor it sends (the pty
+ * master, close-on-exec), or -1 (noted on stderr). */
+int console_receive(int listen_fd);
 __attribute__((format(printf, 1, 2))) void note(const char *fmt, ...);
 void note_err(const struct skiff_err *err);
 int64_t mono_ms(void);
@@ -127,9 +135,10 @@ int json_get_strings(const char *p, size_t len, const char *key, char *strs, siz
 int json_get_bool(const char *p, size_t len, const char *key, bool *out);
 
 /* monitor-exec.c */
-/* The "exec" request on client slot i. 1: the connection became a session (the slot no longer owns
- * the descriptor); 0: refused with an error reply; -1: the reply could not be sent. */
-int exec_start(int client, const char *req, size_t len);
+/* The "exec" request on client slot i; `rest` is what the client sent after the request line
+ * (an interactive session's first frames). 1: the connection became a session (the slot no longer
+ * owns the descriptor); 0: refused with an error reply; -1: the reply could not be sent. */
+int exec_start(int client, const char *req, size_t len, const char *rest, size_t restlen);
 void exec_event(uint32_t kind, uint32_t slot, uint32_t events);
 bool exec_reaped(pid_t pid, int wstatus);
 void exec_timers(void);
@@ -137,6 +146,10 @@ int64_t exec_next_deadline(void);
 void exec_kill_all(void);
 int exec_live(void);
 void exec_abandon_all(void);
+
+/* monitor-kill.c */
+/* SIGKILLs `root` and all its descendants (never pid 1, the monitor or the container). */
+void kill_tree(pid_t root);
 
 /* monitor-attach.c */
 /* The "attach" request on client slot i; `rest` is what the client sent after the request line

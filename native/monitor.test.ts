@@ -1,18 +1,16 @@
-// skiff-monitor driven as skiffd drives it. A stand-in "runtime" (a shell script) forks the
-// "container" into the background, writes its pid and exits 0, as `runtime create` does; the
-// container is then reparented to the monitor. Exec sessions run plain shell commands as their
-// "runtime exec", writing their own pid file. One test runs real runc with a busybox bundle.
-import { after, test, type TestContext } from 'node:test';
+// skiff-monitor driven as skiffd drives it (monitor-test-helpers.ts has the stand-in runtime):
+// logging, the control socket, the exit file, attach sessions, and real runc with a busybox bundle.
+// Exec sessions are in monitor-exec.test.ts.
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, openSync, closeSync, readFileSync, statSync } from 'node:fs';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { chmod, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Readable } from 'node:stream';
 import { monitorAttach } from '../pod/runtime/monitor-attach.js';
 import { monitorExec } from '../pod/runtime/monitor-exec.js';
 import {
@@ -21,155 +19,33 @@ import {
   consoleSocketPath,
   formatMonitorArgs,
   parseExitFile,
-  parseLogLine,
   parseStatusReply,
   parseSyncLine,
-  parseExecExit,
-  type ExecFrame,
-  type LogRecord,
-  type MonitorArgs,
 } from '../pod/runtime/monitor-protocol.js';
-import { nativeBinary } from './native.js';
+import {
+  MONITOR,
+  TS_RE,
+  alive,
+  busyboxBundle,
+  collect,
+  ctl,
+  ctlLines,
+  exitFile,
+  fakeRuntime,
+  killLeftovers,
+  leftovers,
+  logRecords,
+  pssKiB,
+  readIf,
+  startContainer,
+  startMonitor,
+  waitFor,
+  waitingContainer,
+  world,
+  isSkiff,
+} from './monitor-test-helpers.js';
 
-const MONITOR = nativeBinary('skiff-monitor');
-const TS_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z$/;
-
-const leftovers = new Set<number>();
-after(() => {
-  for (const pid of leftovers) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  }
-});
-
-interface World {
-  dir: string;
-  args: Omit<MonitorArgs, 'runtimeArgv' | 'syncFd'>;
-}
-
-async function world(t: TestContext): Promise<World> {
-  const dir = await mkdtemp(join(tmpdir(), 'skiff-monitor-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  return {
-    dir,
-    args: { id: 'c1', log: join(dir, 'c1.log'), exitFile: join(dir, 'exit'), pidFile: join(dir, 'pid'), ctl: join(dir, 'ctl') },
-  };
-}
-
-/** A stand-in `runtime create`: runs `container` (sh code) in the background, writes its pid. The
- * container keeps the runtime's stdin (sh gives a background job /dev/null unless redirected). */
-async function fakeRuntime(w: World, container: string): Promise<string[]> {
-  const script = join(w.dir, 'runtime.sh');
-  await writeFile(join(w.dir, 'container.sh'), `#!/bin/sh\ncd "${w.dir}"\n${container}\n`);
-  await chmod(join(w.dir, 'container.sh'), 0o755);
-  await writeFile(script, `#!/bin/sh\nexec 3<&0\n"${w.dir}/container.sh" <&3 3<&- &\necho $! > "$1"\n`);
-  await chmod(script, 0o755);
-  return [script, w.args.pidFile];
-}
-
-interface Running {
-  monitor: ChildProcess;
-  sync: Promise<string>;
-  exited: Promise<number | null>;
-}
-
-/** Spawns the monitor as skiffd does: detached (new session), sync line on fd 3. */
-function startMonitor(w: World, runtimeArgv: string[], extra: Partial<MonitorArgs> = {}): Running {
-  const stderr = openSync(join(w.dir, 'monitor.stderr'), 'a');
-  const monitor = spawn(MONITOR, formatMonitorArgs({ ...w.args, ...extra, syncFd: 3, runtimeArgv }), {
-    detached: true,
-    stdio: ['ignore', 'ignore', stderr, 'pipe'],
-  });
-  closeSync(stderr);
-  if (monitor.pid) leftovers.add(monitor.pid);
-  const exited = new Promise<number | null>((resolve) => monitor.on('exit', (code) => resolve(code)));
-  const sync = new Promise<string>((resolve, reject) => {
-    let text = '';
-    const s = monitor.stdio[3] as NodeJS.ReadableStream;
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => (text += d));
-    s.on('end', () => resolve(text));
-    s.on('error', reject);
-  });
-  return { monitor, sync, exited };
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-async function readIf(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
-const exitFile = (w: World) => waitFor('the exit file', () => readIf(w.args.exitFile));
-
-async function logRecords(path: string): Promise<LogRecord[]> {
-  const text = (await readIf(path)) ?? '';
-  assert.ok(text === '' || text.endsWith('\n'), 'the log ends with a newline');
-  return text.split('\n').slice(0, -1).map((l) => parseLogLine(l));
-}
-
-/** One request line on a fresh connection to the control socket, and its reply line. */
-function ctl(path: string, request: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = createConnection(path);
-    let text = '';
-    sock.setEncoding('utf8');
-    sock.on('connect', () => sock.write(request + '\n'));
-    sock.on('data', (d: string) => {
-      text += d;
-      if (text.includes('\n')) {
-        sock.destroy();
-        resolve(text.slice(0, text.indexOf('\n')));
-      }
-    });
-    sock.on('error', reject);
-    sock.on('close', () => reject(new Error(`control socket closed without a reply to ${request}`)));
-  });
-}
-
-/** Running, not a zombie: an orphaned monitor waits for whoever adopts it to reap it. */
-/** Sends `data` on one connection and collects `lines` reply lines. */
-function ctlLines(path: string, data: string, lines: number): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const sock = createConnection(path, () => {
-      if (data) sock.write(data);
-    });
-    let text = '';
-    sock.setEncoding('utf8');
-    sock.on('data', (d: string) => {
-      text += d;
-      const got = text.split('\n').slice(0, -1);
-      if (got.length >= lines) {
-        sock.destroy();
-        resolve(got);
-      }
-    });
-    sock.on('error', reject);
-  });
-}
-
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) [ZX]/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
+after(killLeftovers);
 
 void test('the sync line carries the container pid, the log holds CRI records and the exit file exit code 3', async (t) => {
   const w = await world(t);
@@ -410,283 +286,6 @@ void test('an idle monitor has a PSS under 300 KiB, and exec sessions give their
   assert.equal(parseExitFile(await exitFile(w)).exitCode, 137);
 });
 
-// ---- Exec sessions ----
-
-/** A monitor whose container runs until the file `go` exists, then exits with `code`. */
-async function waitingContainer(t: TestContext, code = 0, extra: Partial<MonitorArgs> = {}) {
-  const w = await world(t);
-  const m = startMonitor(w, await fakeRuntime(w, `while [ ! -e go ]; do sleep 0.02; done; exit ${code}`), extra);
-  const sync = parseSyncLine(await m.sync);
-  assert.ok('pid' in sync, JSON.stringify(sync));
-  leftovers.add(sync.pid);
-  /** Lets the container exit; resolves with its exit file once the monitor is gone. */
-  const finish = async () => {
-    await writeFile(join(w.dir, 'go'), '');
-    const exit = parseExitFile(await exitFile(w));
-    assert.equal(await m.exited, 0);
-    return exit;
-  };
-  return { w, m, pid: sync.pid, finish };
-}
-
-/** An exec connection read at the byte level: everything the monitor sent, as it came. */
-class RawExec {
-  bytes = Buffer.alloc(0);
-  closed = false;
-  readonly sock: Socket;
-  constructor(path: string, request: string) {
-    this.sock = createConnection(path, () => this.sock.write(request));
-    this.sock.on('data', (b: Buffer) => (this.bytes = Buffer.concat([this.bytes, b])));
-    this.sock.on('close', () => (this.closed = true));
-    this.sock.on('error', () => undefined);
-  }
-  frames(): ExecFrame[] {
-    return new ExecFrameReader().push(this.bytes);
-  }
-  /** Concatenated payloads of one stream. */
-  output(type: number): string {
-    return Buffer.concat(this.frames().filter((f) => f.type === type).map((f) => f.data)).toString();
-  }
-  until(what: string, ok: (r: RawExec) => boolean, ms = 5000): Promise<true> {
-    return waitFor(what, async () => ok(this) || undefined, ms);
-  }
-}
-
-function execLine(argv: string[], pidFile: string, timeoutMs = 0): string {
-  return `${JSON.stringify({ op: 'exec', argv, pid_file: pidFile, timeout_ms: String(timeoutMs) })}\n`;
-}
-
-/** Children of every thread of `pid`. */
-function childrenOf(pid: number): number[] {
-  try {
-    return execFileSync('sh', ['-c', `cat /proc/${pid}/task/*/children`], { encoding: 'utf8' }).split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-const allGone = (pids: number[]) => waitFor(`pids ${pids.join(' ')} to be gone`, async () => (pids.some(alive) ? undefined : true));
-
-void test('exec: stdout and stderr come back apart and byte for byte, over 1 MiB each, and maxOutput cuts without stopping the command', async (t) => {
-  const c = await waitingContainer(t);
-  const out = randomBytes(1536 * 1024 + 7);
-  const err = randomBytes(1024 * 1024 + 13);
-  await writeFile(join(c.w.dir, 'out.bin'), out);
-  await writeFile(join(c.w.dir, 'err.bin'), err);
-  const argv = ['sh', '-c', `cat "${c.w.dir}/out.bin" & cat "${c.w.dir}/err.bin" >&2; wait; echo done > "${c.w.dir}/done"`];
-  const pidFile = join(c.w.dir, 'exec.pid');
-
-  const r = await monitorExec(c.w.args.ctl, { argv, pidFile, timeoutMs: 0, maxOutput: 4 << 20 });
-  assert.deepEqual([r.exitCode, r.signal, r.timedOut], [0, 0, false]);
-  assert.equal(r.stdout.length, out.length);
-  assert.ok(r.stdout.equals(out), 'stdout is exact');
-  assert.equal(r.stderr.length, err.length);
-  assert.ok(r.stderr.equals(err), 'stderr is exact');
-
-  await rm(join(c.w.dir, 'done'));
-  const cut = await monitorExec(c.w.args.ctl, { argv, pidFile, timeoutMs: 0, maxOutput: 1000 });
-  assert.ok(cut.stdout.equals(out.subarray(0, 1000)));
-  assert.ok(cut.stderr.equals(err.subarray(0, 1000)));
-  assert.equal(cut.exitCode, 0);
-  assert.equal(await readFile(join(c.w.dir, 'done'), 'utf8'), 'done\n', 'the command ran to its end');
-
-  // Frames never exceed FRAME_MAX, and the stream does not start like an error line.
-  const raw = new RawExec(c.w.args.ctl, execLine(['sh', '-c', `cat "${c.w.dir}/out.bin"`], pidFile));
-  await raw.until('the session to end', (x) => x.closed);
-  assert.equal(raw.bytes[0], P.FRAME_STDOUT);
-  const frames = raw.frames();
-  assert.ok(frames.every((f) => f.data.length <= P.FRAME_MAX));
-  assert.equal(frames.at(-1)?.type, P.FRAME_EXIT);
-  assert.deepEqual(parseExecExit(frames.at(-1)?.data.toString() ?? ''), { exitCode: 0, signal: 0, timedOut: false });
-  assert.ok(Buffer.concat(frames.slice(0, -1).map((f) => f.data)).equals(out));
-  assert.equal(await c.finish().then((e) => e.exitCode), 0);
-});
-
-void test('exec: exit codes 0 and 3, 137 and 143 for SIGKILL and SIGTERM; the container stays running and keeps its own exit code', async (t) => {
-  const c = await waitingContainer(t, 6);
-  const pidFile = join(c.w.dir, 'exec.pid');
-  const table: [string, number, number][] = [
-    ['exit 0', 0, 0],
-    ['echo x; exit 3', 3, 0],
-    ['kill -KILL $$', 137, 9],
-    ['kill -TERM $$', 143, 15],
-  ];
-  for (const [script, code, signal] of table) {
-    const r = await monitorExec(c.w.args.ctl, { argv: ['sh', '-c', script], pidFile, timeoutMs: 10_000, maxOutput: 1024 });
-    assert.deepEqual([r.exitCode, r.signal, r.timedOut], [code, signal, false], script);
-  }
-  const status = parseStatusReply(await ctl(c.w.args.ctl, '{"op":"status"}'));
-  assert.deepEqual([status.running, status.pid], [true, c.pid], 'an exec exit is not the container exit');
-  const exit = await c.finish();
-  assert.deepEqual([exit.exitCode, exit.signal], [6, 0]);
-});
-
-void test('exec: the command gets /dev/null stdin, only fds 0-2, no blocked or ignored signals, and its own process group', async (t) => {
-  const c = await waitingContainer(t);
-  const pidFile = join(c.w.dir, 'exec.pid');
-  const run = async (script: string) =>
-    (await monitorExec(c.w.args.ctl, { argv: ['sh', '-c', script], pidFile, timeoutMs: 10_000, maxOutput: 65536 })).stdout.toString();
-  assert.equal(await run('readlink /proc/self/fd/0'), '/dev/null\n');
-  assert.equal(await run('exec ls /proc/self/fd'), '0\n1\n2\n3\n', 'fds 0-2, and 3 is ls reading the directory');
-  const status = await run('exec cat /proc/self/status');
-  assert.match(status, /^SigBlk:\s+0+$/m);
-  assert.match(status, /^SigIgn:\s+0+$/m);
-  const [pid, pgrp] = (await run('echo $$; cut -d" " -f5 /proc/$$/stat')).trim().split('\n').map(Number);
-  assert.equal(pgrp, pid, 'the command leads its own process group');
-  assert.notEqual(pgrp, c.m.monitor.pid);
-  await c.finish();
-});
-
-void test('exec: at timeout_ms the pid_file process and all its descendants are killed, including one in its own session', async (t) => {
-  const c = await waitingContainer(t);
-  const pidFile = join(c.w.dir, 'exec.pid');
-  const script = `echo $$ > "${pidFile}"; setsid sleep 100 & sleep 100 & sleep 100`;
-  const started = Date.now();
-  const pending = monitorExec(c.w.args.ctl, { argv: ['sh', '-c', script], pidFile, timeoutMs: 800, maxOutput: 1024 });
-  const shell = Number(await waitFor('the pid file', async () => (await readIf(pidFile))?.trim() || undefined));
-  const sleeps = await waitFor('three sleeps', async () => {
-    const kids = childrenOf(shell);
-    return kids.length === 3 ? kids : undefined;
-  });
-  for (const p of [shell, ...sleeps]) leftovers.add(p);
-  assert.ok([shell, ...sleeps].every(alive));
-  const r = await pending;
-  const took = Date.now() - started;
-  assert.deepEqual([r.exitCode, r.signal, r.timedOut], [137, 9, true]);
-  assert.ok(took >= 800 && took < 5000, `ended after ${took} ms`);
-  await allGone([shell, ...sleeps]);
-  await c.finish();
-});
-
-void test('exec: a client that disconnects mid-session gets its process trees killed: the runtime\'s and the pid_file\'s', async (t) => {
-  const c = await waitingContainer(t);
-  const pidFile = join(c.w.dir, 'exec.pid');
-  // Like a runtime: the exec'd process (pid_file) is not under the runtime process, and in its own
-  // session; the runtime itself has a child too.
-  const inner = `echo $$ > "${pidFile}"; sleep 100 & sleep 100`;
-  const script = `(setsid sh -c '${inner}' &); echo $$ > "${c.w.dir}/runtime.pid"; sleep 100`;
-  const raw = new RawExec(c.w.args.ctl, execLine(['sh', '-c', script], pidFile));
-  const exec = Number(await waitFor('the pid file', async () => (await readIf(pidFile))?.trim() || undefined));
-  const runtime = Number(await waitFor('the runtime pid', async () => (await readIf(join(c.w.dir, 'runtime.pid')))?.trim() || undefined));
-  const tree = await waitFor('both trees', async () => {
-    const a = childrenOf(exec);
-    const b = childrenOf(runtime);
-    return a.length === 2 && b.length === 1 ? [exec, runtime, ...a, ...b] : undefined;
-  });
-  for (const p of tree) leftovers.add(p);
-  assert.equal(raw.closed, false);
-  raw.sock.destroy();
-  await allGone(tree);
-  // The slot is free again, and the monitor serves on.
-  const r = await waitFor('a new session', () => monitorExec(c.w.args.ctl, { argv: ['echo', 'again'], pidFile, timeoutMs: 0, maxOutput: 100 }).catch(() => undefined));
-  assert.equal(r.stdout.toString(), 'again\n');
-  await c.finish();
-});
-
-void test('exec: EXEC_MAX_SESSIONS run at once, one more is refused with an error line, and an unknown op still answers', async (t) => {
-  const c = await waitingContainer(t);
-  const pidFile = join(c.w.dir, 'exec.pid');
-  const sessions: RawExec[] = [];
-  for (let i = 0; i < P.EXEC_MAX_SESSIONS; i++) {
-    const s = new RawExec(c.w.args.ctl, execLine(['sh', '-c', 'echo $$; exec sleep 30'], pidFile));
-    sessions.push(s);
-    await s.until(`session ${i} to start`, (x) => x.output(P.FRAME_STDOUT).endsWith('\n'));
-  }
-  const pids = sessions.map((s) => Number(s.output(P.FRAME_STDOUT)));
-  for (const p of pids) leftovers.add(p);
-  assert.ok(pids.every(alive));
-
-  const extra = new RawExec(c.w.args.ctl, execLine(['sh', '-c', 'echo never'], pidFile));
-  await extra.until('the refusal', (x) => x.bytes.includes(10));
-  assert.equal(extra.bytes[0], '{'.charCodeAt(0));
-  assert.equal(extra.bytes.toString(), '{"error":"too many exec sessions"}\n');
-  await assert.rejects(
-    monitorExec(c.w.args.ctl, { argv: ['true'], pidFile, timeoutMs: 0, maxOutput: 1 }),
-    (e: Error & { code?: string }) => e.code === 'SKIFF_RUNTIME_FAILED' && /too many exec sessions/.test(e.message),
-  );
-  assert.equal(await ctl(c.w.args.ctl, '{"op":"nope"}'), '{"error":"unknown op \\"nope\\""}');
-  assert.equal(parseStatusReply(await ctl(c.w.args.ctl, '{"op":"status"}')).running, true);
-  extra.sock.destroy();
-  for (const s of sessions) s.sock.destroy();
-  await allGone(pids);
-  await c.finish();
-});
-
-void test('exec: bad requests get an error line and the connection goes on serving; \\u escapes in argv are decoded', async (t) => {
-  const c = await waitingContainer(t);
-  const bad = [
-    '{"op":"exec"}',
-    '{"op":"exec","argv":[],"pid_file":"/p","timeout_ms":"0"}',
-    '{"op":"exec","argv":"sh","pid_file":"/p","timeout_ms":"0"}',
-    '{"op":"exec","argv":["sh",1],"pid_file":"/p","timeout_ms":"0"}',
-    '{"op":"exec","argv":["sh"],"timeout_ms":"0"}',
-    '{"op":"exec","argv":["sh"],"pid_file":"/p","timeout_ms":"soon"}',
-    '{"op":"exec","argv":["sh"],"pid_file":"/p","timeout_ms":5}',
-    '{"op":"exec","argv":["a\\u0000b"],"pid_file":"/p","timeout_ms":"0"}',
-    `{"op":"exec","argv":${JSON.stringify(Array<string>(P.EXEC_MAX_ARGS + 1).fill('x'))},"pid_file":"/p","timeout_ms":"0"}`,
-  ];
-  const lines = [...bad, '{"op":"exec","argv":["/no/such/runtime"],"pid_file":"/p","timeout_ms":"0"}', '{"op":"status"}'];
-  const replies = await ctlLines(c.w.args.ctl, lines.map((l) => `${l}\n`).join(''), lines.length);
-  for (let i = 0; i < bad.length; i++) assert.match(replies[i], /^\{"error":"bad request: exec wants/, bad[i]);
-  assert.equal(replies[bad.length], '{"error":"run /no/such/runtime: No such file or directory"}');
-  assert.equal(parseStatusReply(replies[bad.length + 1]).running, true);
-
-  const escaped = '{"op":"exec","argv":["sh","-c","printf %s \\"$0\\"","\\u0068\\u00e9\\ud83d\\ude00\\t\\/"],"pid_file":"/p","timeout_ms":"0"}\n';
-  const raw = new RawExec(c.w.args.ctl, escaped);
-  await raw.until('the session to end', (x) => x.closed);
-  assert.equal(raw.output(P.FRAME_STDOUT), 'hé😀\t/');
-  await c.finish();
-});
-
-void test('exec: a client that stops reading blocks the command instead of growing the monitor', async (t) => {
-  const c = await waitingContainer(t);
-  const pidFile = join(c.w.dir, 'exec.pid');
-  const total = 8 << 20;
-  const raw = new RawExec(c.w.args.ctl, execLine(['sh', '-c', `head -c ${total} /dev/zero; touch "${c.w.dir}/wrote"`], pidFile));
-  raw.sock.pause();
-  await sleep(700);
-  assert.equal(existsSync(join(c.w.dir, 'wrote')), false, 'the command is blocked on its output');
-  assert.ok(raw.bytes.length < total);
-  const rollup = await readFile(`/proc/${c.m.monitor.pid}/smaps_rollup`, 'utf8');
-  const pss = Number(/^Pss:\s+(\d+) kB/m.exec(rollup)?.[1]);
-  t.diagnostic(`monitor with a stalled session: Pss ${pss} KiB`);
-  assert.ok(pss > 0 && pss < 400, `PSS ${pss} KiB`);
-  assert.equal(parseStatusReply(await ctl(c.w.args.ctl, '{"op":"status"}')).running, true, 'the loop still serves');
-  raw.sock.resume();
-  await raw.until('the session to end', (x) => x.closed, 20_000);
-  const frames = raw.frames();
-  assert.equal(frames.filter((f) => f.type === P.FRAME_STDOUT).reduce((n, f) => n + f.data.length, 0), total);
-  assert.deepEqual(parseExecExit(frames.at(-1)?.data.toString() ?? ''), { exitCode: 0, signal: 0, timedOut: false });
-  assert.ok(existsSync(join(c.w.dir, 'wrote')));
-  await c.finish();
-});
-
-void test('exec: when the container exits, running sessions are killed, get their exit frames, and the exit file follows', async (t) => {
-  const c = await waitingContainer(t, 4);
-  const pidFile = join(c.w.dir, 'exec.pid');
-  const pending = monitorExec(c.w.args.ctl, {
-    argv: ['sh', '-c', `echo $$ > "${pidFile}"; echo early; setsid sleep 100 & sleep 100`],
-    pidFile,
-    timeoutMs: 0,
-    maxOutput: 1024,
-  });
-  const shell = Number(await waitFor('the pid file', async () => (await readIf(pidFile))?.trim() || undefined));
-  const sleeps = await waitFor('two sleeps', async () => {
-    const kids = childrenOf(shell);
-    return kids.length === 2 ? kids : undefined;
-  });
-  for (const p of [shell, ...sleeps]) leftovers.add(p);
-  await writeFile(join(c.w.dir, 'go'), '');
-  const r = await pending;
-  assert.deepEqual([r.exitCode, r.signal, r.timedOut], [137, 9, false]);
-  assert.equal(r.stdout.toString(), 'early\n');
-  const exit = parseExitFile(await exitFile(c.w));
-  assert.deepEqual([exit.exitCode, exit.oomKilled], [4, false]);
-  assert.equal(await c.m.exited, 0);
-  await allGone([shell, ...sleeps]);
-  assert.match(await ctl(c.w.args.ctl, '{"op":"status"}').catch((e: Error) => e.message), /ENOENT|ECONNREFUSED/, 'the socket is gone');
-});
-
 void test('oom_killed: true when the oom_kill counter grew during the container\'s life, false otherwise, for v1 and v2 files', async (t) => {
   const v1 = (n: number, disable = 0) => `oom_kill_disable ${disable}\nunder_oom ${disable}\noom_kill ${n}\n`;
   const v2 = (n: number) => `low 0\nhigh 0\nmax 7\noom 3\noom_kill ${n}\noom_group_kill 0\n`;
@@ -714,25 +313,6 @@ void test('oom_killed: true when the oom_kill counter grew during the container\
     }),
   );
 });
-
-/** A bundle whose rootfs is Debian's static busybox. */
-async function busyboxBundle(dir: string, args: string[], terminal: boolean): Promise<string> {
-  const bundle = join(dir, terminal ? 'bundle-tty' : 'bundle');
-  await mkdir(join(bundle, 'rootfs', 'bin'), { recursive: true });
-  await copyFile('/bin/busybox', join(bundle, 'rootfs', 'bin', 'busybox'));
-  await chmod(join(bundle, 'rootfs', 'bin', 'busybox'), 0o755);
-  await symlink('busybox', join(bundle, 'rootfs', 'bin', 'sh'));
-  execFileSync('runc', ['spec', '--bundle', bundle]);
-  const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as {
-    process: { args: string[]; terminal: boolean; env: string[] };
-    root: { readonly: boolean };
-  };
-  spec.process.args = args;
-  spec.process.terminal = terminal;
-  spec.process.env = ['PATH=/bin'];
-  await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
-  return bundle;
-}
 
 void test('runc: a busybox container logs through the monitor (pipes, then a terminal) and its exit reaches the exit file', async (t) => {
   const w = await world(t);
@@ -766,83 +346,7 @@ void test('runc: a busybox container logs through the monitor (pipes, then a ter
   }
 });
 
-void test('runc: exec through the monitor returns output and status, and a timeout kills the process runc exec started', async (t) => {
-  const w = await world(t);
-  const root = join(w.dir, 'runc-root');
-  const id = `skiff-mon-exec-${process.pid}`;
-  t.after(() => {
-    if (existsSync(join(root, id))) execFileSync('runc', ['--root', root, 'delete', '--force', id], { stdio: 'ignore' });
-  });
-  const bundle = await busyboxBundle(w.dir, ['sh', '-c', 'sleep 60'], false);
-  const create = ['runc', '--root', root, 'create', '--bundle', bundle, '--pid-file', w.args.pidFile, id];
-  const m = startMonitor(w, create);
-  const sync = parseSyncLine(await m.sync);
-  assert.ok('pid' in sync, `${JSON.stringify(sync)} ${(await readIf(join(w.dir, 'monitor.stderr'))) ?? ''}`);
-  leftovers.add(sync.pid);
-  execFileSync('runc', ['--root', root, 'start', id]);
-
-  const pidFile = join(w.dir, 'exec.pid');
-  const exec = (script: string, timeoutMs: number) =>
-    monitorExec(w.args.ctl, { argv: ['runc', '--root', root, 'exec', '--pid-file', pidFile, id, 'sh', '-c', script], pidFile, timeoutMs, maxOutput: 1 << 20 });
-  const r = await exec('echo out; echo err >&2; exit 5', 10_000);
-  assert.deepEqual([r.stdout.toString(), r.stderr.toString(), r.exitCode, r.timedOut], ['out\n', 'err\n', 5, false]);
-
-  const started = Date.now();
-  const slow = await exec('sleep 50 & sleep 40', 700);
-  assert.equal(slow.timedOut, true);
-  assert.ok(Date.now() - started < 5000);
-  const execPid = Number(await readFile(pidFile, 'utf8'));
-  await allGone([execPid]);
-  const ps = execFileSync('runc', ['--root', root, 'ps', id], { encoding: 'utf8' });
-  assert.doesNotMatch(ps, /sleep (40|50)/, 'no exec process is left in the container');
-
-  execFileSync('runc', ['--root', root, 'kill', id, 'KILL']);
-  assert.equal(parseExitFile(await exitFile(w)).exitCode, 137);
-  assert.equal(await m.exited, 0);
-  execFileSync('runc', ['--root', root, 'delete', id]);
-});
-
 // ---- Attach sessions ----
-
-/** A monitor whose container runs `script` (sh, in the test's directory). */
-async function startContainer(t: TestContext, script: string, extra: Partial<MonitorArgs> = {}) {
-  const w = await world(t);
-  const m = startMonitor(w, await fakeRuntime(w, script), extra);
-  const sync = parseSyncLine(await m.sync);
-  assert.ok('pid' in sync, JSON.stringify(sync));
-  leftovers.add(sync.pid);
-  const status = async () => parseStatusReply(await ctl(w.args.ctl, '{"op":"status"}'));
-  return { w, m, pid: sync.pid, status, touch: (name: string) => writeFile(join(w.dir, name), '') };
-}
-
-/** Everything a stream of a session gives, as it comes. */
-function collect(r: Readable | null) {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  const c = {
-    ended: false,
-    get bytes() {
-      return Buffer.concat(chunks, n);
-    },
-    get length() {
-      return n;
-    },
-    text: () => c.bytes.toString(),
-    until: (what: string, ok: (s: string) => boolean, ms = 5000) => waitFor(what, async () => ok(c.text()) || undefined, ms),
-  };
-  r?.on('data', (b: Buffer) => {
-    chunks.push(b);
-    n += b.length;
-  });
-  r?.on('end', () => (c.ended = true));
-  return c;
-}
-
-async function pssKiB(pid: number): Promise<number> {
-  return Number(/^Pss:\s+(\d+) kB/m.exec(await readFile(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1]);
-}
-
-const isSkiff = (code: string, message: RegExp) => (e: Error & { code?: string }) => e.code === code && message.test(e.message);
 
 void test('attach: two clients get the output produced after they attached, byte for byte, the log still gets it, and the exit frame ends both', async (t) => {
   const c = await startContainer(t, 'echo before; while [ ! -e go ]; do sleep 0.02; done; cat out.txt; cat err.bin >&2; exit 3');
@@ -1101,3 +605,4 @@ void test('runc: attach to a terminal: the input echoes, resize changes `stty si
   assert.deepEqual(recs, ['stdout one', 'stdout got one', 'stdout 45 123', 'stdout two', 'stdout got two', 'stdout 24 80']);
   execFileSync('runc', ['--root', root, 'delete', id]);
 });
+

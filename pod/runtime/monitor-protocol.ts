@@ -48,6 +48,9 @@ export const MONITOR_PROTOCOL = {
   EXEC_PID_FILE: 'pid_file',
   EXEC_TIMEOUT_MS: 'timeout_ms',
   EXEC_TIMED_OUT: 'timed_out',
+  EXEC_STDIN: 'stdin',
+  EXEC_TTY: 'tty',
+  EXEC_CONSOLE_SOCKET: 'console_socket',
   EXEC_MAX_ARGS: 128,
   EXEC_MAX_SESSIONS: 16,
   FRAME_STDOUT: 1,
@@ -154,7 +157,7 @@ export type MonitorRequest =
   | { op: typeof P.OP_REOPEN_LOG }
   | { op: typeof P.OP_ATTACH; stdin: boolean; stdout: boolean; stderr: boolean }
   | { op: typeof P.OP_RESIZE; width: number; height: number }
-  | { op: typeof P.OP_EXEC; argv: string[]; pid_file: string; timeout_ms: string };
+  | { op: typeof P.OP_EXEC; argv: string[]; pid_file: string; timeout_ms: string; stdin?: true; tty?: true; console_socket?: string };
 
 /** One request line, newline included. */
 export function formatRequest(req: MonitorRequest): string {
@@ -240,9 +243,16 @@ export interface ExecRequest {
   pidFile: string;
   /** 0: no deadline. */
   timeoutMs: number;
+  /** Interactive: the process gets a pipe as stdin, fed by FRAME_STDIN frames. */
+  stdin?: boolean;
+  /** A terminal: argv carries the runtime's `--tty --console-socket <consoleSocket>`. */
+  tty?: boolean;
+  /** Where the monitor listens for the pty master; required with tty. */
+  consoleSocket?: string;
 }
 
-/** The exec request line, newline included; throws what the monitor would refuse. */
+/** The exec request line, newline included; throws what the monitor would refuse. Without stdin
+ * and tty it is the line of a plain ExecSync session, member for member. */
 export function formatExecRequest(o: ExecRequest): string {
   if (o.argv.length === 0 || o.argv.length > P.EXEC_MAX_ARGS || o.argv[0] === '') {
     throw new TypeError(`monitor exec: argv must have 1 to ${P.EXEC_MAX_ARGS} strings`);
@@ -250,7 +260,15 @@ export function formatExecRequest(o: ExecRequest): string {
   if (o.argv.some((a) => a.includes('\0'))) throw new TypeError('monitor exec: argv holds a NUL byte');
   if (o.pidFile === '') throw new TypeError('monitor exec: empty pid file path');
   if (!Number.isSafeInteger(o.timeoutMs) || o.timeoutMs < 0) throw new TypeError(`monitor exec: bad timeout ${o.timeoutMs}`);
-  const line = formatRequest({ op: P.OP_EXEC, argv: o.argv, pid_file: o.pidFile, timeout_ms: String(o.timeoutMs) });
+  if (o.tty && !o.consoleSocket) throw new TypeError('monitor exec: a tty needs a console socket path');
+  if (o.consoleSocket?.includes('\0')) throw new TypeError('monitor exec: console socket path holds a NUL byte');
+  const req: MonitorRequest = { op: P.OP_EXEC, argv: o.argv, pid_file: o.pidFile, timeout_ms: String(o.timeoutMs) };
+  if (o.stdin) req.stdin = true;
+  if (o.tty) {
+    req.tty = true;
+    req.console_socket = o.consoleSocket;
+  }
+  const line = formatRequest(req);
   if (Buffer.byteLength(line) > P.CTL_MAX_REQUEST) {
     throw new TypeError(`monitor exec: request of ${Buffer.byteLength(line)} bytes is over ${P.CTL_MAX_REQUEST}`);
   }
