@@ -11,7 +11,7 @@ import { errnoCode, errorMessage, SkiffError } from '../../common/errors.js';
 import { logger } from '../../common/log.js';
 import { collectReply, decodeMessages, encodeMessage, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, type NetlinkMessage, type Reply } from './codec.js';
 import type { Request } from './rtnl.js';
-import type { WorkerReply, WorkerRequest } from './worker.js';
+import type { WorkerError, WorkerReply, WorkerRequest } from './worker.js';
 
 const log = logger('netlink');
 
@@ -42,9 +42,10 @@ interface Job {
 /**
  * Which worker thread runs a request. Deleting a link waits in the kernel for RCU (15-30 ms per
  * veth, after the rtnl lock is released): on a lane of its own, pod teardown never holds up an
- * attach queued behind it.
+ * attach queued behind it. Port-forward's connects (connectInNetns) wait on pods' listeners, so they
+ * have theirs too.
  */
-export type Lane = 'default' | 'teardown';
+export type Lane = 'default' | 'teardown' | 'dial';
 
 const stuck = new Set<Worker>();
 const lanes = new Map<Lane, NetlinkWorker>();
@@ -98,7 +99,8 @@ class NetlinkWorker {
     job.id = this.nextId++;
     this.inFlight = job;
     const left = Math.max(1, job.deadline - Date.now());
-    const msg = { ...job.body, id: job.id, ...(job.body.op === 'exchange' ? { timeoutMs: left } : {}) } as WorkerRequest;
+    const timed = job.body.op === 'exchange' || job.body.op === 'connect';
+    const msg = { ...job.body, id: job.id, ...(timed ? { timeoutMs: left } : {}) } as WorkerRequest;
     this.worker.postMessage(msg);
   }
 
@@ -328,4 +330,18 @@ export async function hostRouteSocket(lane: Lane = 'default'): Promise<RouteSock
     });
   }
   return host.socket;
+}
+
+/**
+ * A TCP socket made in the namespace pinned at `netnsPath` and connected there to 127.0.0.1 (or
+ * ::1) on `port`, by the worker of the 'dial' lane within `timeoutMs`: its fd (the caller's to
+ * close), or the worker's error (the errno of socket, setns or connect; ETIMEDOUT at the deadline).
+ * Rejects only when the worker itself fails or does not answer in time.
+ */
+export async function connectInNetns(netnsPath: string, family: 4 | 6, port: number, timeoutMs: number): Promise<{ fd: number } | { error: WorkerError }> {
+  const what = `connect to port ${port} in ${netnsPath}`;
+  const r = await worker('dial').call({ op: 'connect', netns: netnsPath, family, port, timeoutMs }, what, timeoutMs);
+  if ('error' in r) return { error: r.error };
+  if (!('fd' in r)) throw new SkiffError('SKIFF_INTERNAL', `${what}: netlink worker answered without a socket`);
+  return { fd: r.fd };
 }

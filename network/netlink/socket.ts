@@ -1,6 +1,7 @@
 // Netlink sockets through koffi, synchronous: socket, bind, send, recv with a deadline (poll), close,
-// and setns. Used only on the netlink worker thread (netns.ts), where blocking is allowed and a
-// setns moves no one but that thread; the main thread never calls into here. Loads on first use.
+// and setns; and the loopback TCP connect of port-forward (pod-dial.ts). Used only on the netlink
+// worker thread (netns.ts), where blocking is allowed and a setns moves no one but that thread; the
+// main thread never calls into here. Loads on first use.
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { syscallError } from '../../native/sys.js';
@@ -19,6 +20,13 @@ const NETLINK_GET_STRICT_CHK = 12;
 const MSG_TRUNC = 0x20;
 const MSG_DONTWAIT = 0x40;
 const POLLIN = 0x1;
+const POLLOUT = 0x4;
+const AF_INET = 2;
+const AF_INET6 = 10;
+const SOCK_STREAM = 1;
+const SOCK_NONBLOCK = 0o4000;
+const SOL_SOCKET = 1;
+const SO_ERROR = 4;
 export const CLONE_NEWNET = 0x40000000;
 
 /** Big enough for any datagram the kernel builds for a dump (it caps them near 32 KiB). */
@@ -28,6 +36,8 @@ interface Libc {
   koffi: Koffi;
   socket: (domain: number, type: number, protocol: number) => number;
   bind: (fd: number, addr: Buffer, len: number) => number;
+  connect: (fd: number, addr: Buffer, len: number) => number;
+  getsockopt: (fd: number, level: number, name: number, value: Buffer, len: Buffer) => number;
   setsockopt: (fd: number, level: number, name: number, value: Buffer, len: number) => number;
   send: (fd: number, buf: Buffer, len: number, flags: number) => number | bigint;
   recv: (fd: number, buf: Buffer, len: number, flags: number) => number | bigint;
@@ -47,6 +57,8 @@ function load(): Libc {
     koffi,
     socket: lib.func('int socket(int domain, int type, int protocol)'),
     bind: lib.func('int bind(int fd, const void *addr, uint32_t len)'),
+    connect: lib.func('int connect(int fd, const void *addr, uint32_t len)'),
+    getsockopt: lib.func('int getsockopt(int fd, int level, int name, _Out_ void *value, _Inout_ void *len)'),
     setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)'),
     send: lib.func('intptr_t send(int fd, const void *buf, size_t len, int flags)'),
     recv: lib.func('intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)'),
@@ -155,4 +167,56 @@ export function exchange(fd: number, request: Buffer, seq: number, dump: boolean
     if (keep) parts.push(datagram);
     if (done) return { data: Buffer.concat(parts), failed };
   }
+}
+
+/** A non-blocking TCP socket (IPv4 or IPv6) in the calling thread's network namespace. */
+export function openTcpSocket(family: 4 | 6): number {
+  const fd = load().socket(family === 4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) fail('socket');
+  return fd;
+}
+
+/**
+ * Connects a socket from openTcpSocket to 127.0.0.1 or ::1 on `port`, waiting for the handshake at
+ * most until `deadline` (Date.now() scale): a non-blocking connect, poll for writability, then
+ * SO_ERROR for the outcome. Throws the errno (ECONNREFUSED…; ETIMEDOUT at the deadline); the
+ * caller closes the fd either way.
+ */
+export function connectLoopback(fd: number, family: 4 | 6, port: number, deadline: number): void {
+  const c = load();
+  let addr: Buffer;
+  if (family === 4) {
+    addr = Buffer.alloc(16); // struct sockaddr_in { sa_family_t; in_port_t (BE); in_addr; zero[8] }
+    addr.writeUInt16LE(AF_INET, 0);
+    addr.writeUInt16BE(port, 2);
+    addr.set([127, 0, 0, 1], 4);
+  } else {
+    addr = Buffer.alloc(28); // struct sockaddr_in6 { sa_family_t; in_port_t; u32 flowinfo; in6_addr; u32 scope }
+    addr.writeUInt16LE(AF_INET6, 0);
+    addr.writeUInt16BE(port, 2);
+    addr[8 + 15] = 1;
+  }
+  if (c.connect(fd, addr, addr.length) === 0) return;
+  const errno = c.koffi.errno();
+  // EINTR: the handshake carries on regardless, and poll tells when it is over.
+  if (errno !== osConstants.errno.EINPROGRESS && errno !== osConstants.errno.EINTR) throw syscallError('connect', errno);
+  for (;;) {
+    const left = deadline - Date.now();
+    if (left <= 0) throw syscallError('connect', osConstants.errno.ETIMEDOUT);
+    pollFd.writeInt32LE(fd, 0);
+    pollFd.writeInt16LE(POLLOUT, 4);
+    pollFd.writeInt16LE(0, 6);
+    const n = c.poll(pollFd, 1, Math.min(left, 0x7fffffff));
+    if (n < 0) {
+      if (c.koffi.errno() === osConstants.errno.EINTR) continue;
+      fail('poll');
+    }
+    if (n > 0) break;
+  }
+  const value = Buffer.alloc(4);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(4, 0);
+  if (c.getsockopt(fd, SOL_SOCKET, SO_ERROR, value, len) < 0) fail('getsockopt');
+  const soError = value.readInt32LE(0);
+  if (soError !== 0) throw syscallError('connect', soError);
 }

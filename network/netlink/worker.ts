@@ -1,11 +1,12 @@
-// The netlink worker thread (see netns.ts, its only user). It opens netlink sockets in the host's
-// or a pod's network namespace — setns(CLONE_NEWNET) here moves this thread alone, and it goes home
-// at once — and performs each request's blocking send/recv, so that the main thread never changes
-// namespace and never blocks on the kernel. Descriptors are process-wide: the fds it opens are
-// valid everywhere and are handed back to the main thread.
+// The netlink worker thread (see netns.ts, its only user). It opens netlink sockets (and connects
+// port-forward's loopback TCP sockets, pod-dial.ts) in the host's or a pod's network namespace —
+// setns(CLONE_NEWNET) here moves this thread alone, and it goes home at once — and performs each
+// request's blocking send/recv, so that the main thread never changes namespace and never blocks
+// on the kernel. Descriptors are process-wide: the fds it opens are valid everywhere and are
+// handed back to the main thread.
 import { parentPort } from 'node:worker_threads';
 import { closeSync, openSync } from 'node:fs';
-import { CLONE_NEWNET, closeFd, exchange, openNetlinkSocket, setns } from './socket.js';
+import { CLONE_NEWNET, closeFd, connectLoopback, exchange, openNetlinkSocket, openTcpSocket, setns } from './socket.js';
 
 export type WorkerRequest =
   /** A NETLINK_ROUTE socket in `netns` (a pinned namespace's path), or in the host's. */
@@ -15,6 +16,11 @@ export type WorkerRequest =
    * and including the first the kernel refused (the rest are not sent).
    */
   | { op: 'exchange'; id: number; fd: number; items: ExchangeItem[]; timeoutMs: number }
+  /**
+   * A TCP socket made in `netns` and connected, from there, to 127.0.0.1 or ::1 on `port` within
+   * `timeoutMs` (the socket stays in that namespace; the thread goes home before it waits).
+   */
+  | { op: 'connect'; id: number; netns: string; family: 4 | 6; port: number; timeoutMs: number }
   /** Closes descriptors this worker handed out; no answer. */
   | { op: 'close'; fds: number[] };
 
@@ -62,7 +68,7 @@ function toWorkerError(err: unknown): WorkerError {
 }
 
 /** Opens a socket inside the namespace pinned at `path`; the namespace's fd is kept for the caller. */
-function openIn(path: string): { fd: number; nsFd: number } {
+function openIn(path: string, open: () => number = openNetlinkSocket): { fd: number; nsFd: number } {
   const nsFd = openSync(path, 'r');
   nsFds.add(nsFd);
   try {
@@ -73,7 +79,7 @@ function openIn(path: string): { fd: number; nsFd: number } {
   }
   let fd: number;
   try {
-    fd = openNetlinkSocket();
+    fd = open();
   } catch (err) {
     goHome([nsFd]);
     closeAny(nsFd);
@@ -81,6 +87,20 @@ function openIn(path: string): { fd: number; nsFd: number } {
   }
   goHome([fd, nsFd]);
   return { fd, nsFd };
+}
+
+/** A connected TCP socket of `req.netns`'s; closes whatever it opened when it fails. */
+function connectIn(req: Extract<WorkerRequest, { op: 'connect' }>): number {
+  const deadline = Date.now() + req.timeoutMs;
+  const { fd, nsFd } = openIn(req.netns, () => openTcpSocket(req.family));
+  closeAny(nsFd);
+  try {
+    connectLoopback(fd, req.family, req.port, deadline);
+  } catch (err) {
+    closeAny(fd);
+    throw err;
+  }
+  return fd;
 }
 
 /** Back to the host's namespace; a thread that cannot go home must not serve another request. */
@@ -103,6 +123,8 @@ port.on('message', (req: WorkerRequest) => {
   try {
     if (req.op === 'open') {
       reply = req.netns === undefined ? { id: req.id, fd: openNetlinkSocket() } : { id: req.id, ...openIn(req.netns) };
+    } else if (req.op === 'connect') {
+      reply = { id: req.id, fd: connectIn(req) };
     } else {
       const deadline = Date.now() + req.timeoutMs;
       const answers: Uint8Array[] = [];
