@@ -14,6 +14,8 @@ import { listImages, streamImages } from './image/image-list.js';
 import { removeImage } from './image/image-remove.js';
 import { imageFsInfo } from './image/image-fs-info.js';
 import type { PodService } from '../pod/service.js';
+import type { StreamingServer } from './streaming/server.js';
+import { attach, exec, portForward } from './runtime/container-exec.js';
 import { runPodSandbox } from './runtime/sandbox-run.js';
 import { stopPodSandbox } from './runtime/sandbox-stop.js';
 import { removePodSandbox } from './runtime/sandbox-remove.js';
@@ -38,6 +40,8 @@ export interface CriServerDeps {
   status: StatusSource;
   cgroupDriver: () => 'cgroupfs' | 'systemd';
   isReady: () => boolean;
+  /** Serves Exec/Attach/PortForward's URLs; without it those rpcs answer UNIMPLEMENTED. */
+  streaming?: StreamingServer;
   observer?: Observer;
 }
 
@@ -105,6 +109,13 @@ export function createCriServer(deps: CriServerDeps): grpc.Server {
         ListContainers: u(listContainers(deps.pods)),
         StreamContainers: s(streamContainers(deps.pods)),
         ExecSync: u(execSync(deps.pods)),
+        ...(deps.streaming
+          ? {
+              Exec: u(exec(deps.pods, deps.streaming)),
+              Attach: u(attach(deps.pods, deps.streaming)),
+              PortForward: u(portForward(deps.pods, deps.streaming)),
+            }
+          : {}),
         ReopenContainerLog: u(reopenContainerLog(deps.pods)),
         GetContainerEvents: s(getContainerEvents(deps.pods)),
       },

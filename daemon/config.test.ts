@@ -114,6 +114,8 @@ test('bad config values are refused with the key named', () => {
     [{ network: { nat_backend: 'pf' } }, /network.nat_backend: must be one of/],
     [{ network: { cni_bin_dirs: ['bin'] } }, /network.cni_bin_dirs: must be absolute/],
     [{ network: { typo: 1 } }, /network.typo: unknown option/],
+    [{ streaming: { address: 'localhost' } }, /streaming.address: "localhost" is not host:port/],
+    [{ streaming: { tls_cert: '/etc/c.pem' } }, /tls_cert and tls_key go together/],
   ];
   for (const [doc, re] of rows) {
     assert.throws(

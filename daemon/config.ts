@@ -41,6 +41,13 @@ export interface DaemonConfig {
     cniConfDir: string;
     cniBinDirs: string[];
   };
+  streaming: {
+    /** host:port of the exec/attach/port-forward server (port 0: any free one). */
+    address: string;
+    /** PEM files for HTTPS; both or neither. */
+    tlsCert?: string;
+    tlsKey?: string;
+  };
   registry: {
     /** Registry domain → mirror endpoint URLs tried first, in order. */
     mirrors: Record<string, string[]>;
@@ -72,6 +79,8 @@ export function defaultConfig(): DaemonConfig {
       // containerd's default, then where Debian's containernetworking-plugins puts them.
       cniBinDirs: ['/opt/cni/bin', '/usr/lib/cni'],
     },
+    // Loopback, as kubelet's own streaming server defaults to: kubelet proxies to it.
+    streaming: { address: '127.0.0.1:0' },
     registry: { mirrors: {}, insecure: [], retries: 3 },
   };
 }
@@ -172,7 +181,7 @@ class ConfigReader {
 export function applyToml(base: DaemonConfig, doc: Table, source: string): DaemonConfig {
   const r = new ConfigReader(source);
   const cfg = structuredClone(base);
-  r.only(doc, '', ['socket', 'root', 'state', 'log_level', 'cgroup_driver', 'images', 'runtime', 'network', 'registry']);
+  r.only(doc, '', ['socket', 'root', 'state', 'log_level', 'cgroup_driver', 'images', 'runtime', 'network', 'streaming', 'registry']);
   cfg.socket = r.absPath(doc, 'socket') ?? cfg.socket;
   cfg.root = r.absPath(doc, 'root') ?? cfg.root;
   cfg.state = r.absPath(doc, 'state') ?? cfg.state;
@@ -236,6 +245,17 @@ export function applyToml(base: DaemonConfig, doc: Table, source: string): Daemo
       const rel = n.cniBinDirs.find((d) => !d.startsWith('/'));
       if (rel !== undefined) r.fail('network.cni_bin_dirs', `must be absolute paths, got "${rel}"`);
     }
+  }
+  const streaming = r.table(doc, 'streaming');
+  if (streaming) {
+    r.only(streaming, 'streaming.', ['address', 'tls_cert', 'tls_key']);
+    const address = r.string(streaming, 'address', 'streaming.address');
+    if (address !== undefined && !/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(address)) r.fail('streaming.address', `"${address}" is not host:port`);
+    cfg.streaming.address = address ?? cfg.streaming.address;
+    const cert = r.absPath(streaming, 'tls_cert');
+    const key = r.absPath(streaming, 'tls_key');
+    if ((cert === undefined) !== (key === undefined)) r.fail('streaming.tls_cert', 'tls_cert and tls_key go together');
+    if (cert && key) cfg.streaming = { ...cfg.streaming, tlsCert: cert, tlsKey: key };
   }
   const registry = r.table(doc, 'registry');
   if (registry) {

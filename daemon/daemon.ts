@@ -1,7 +1,7 @@
 // skiffd's life: take the root, state dir and socket exclusively, open the stores (which clean
 // up what a crash left), serve CRI on the socket, and on shutdown stop accepting calls, finish
 // or cancel the ones in flight, and remove the socket.
-import { chmod, unlink } from 'node:fs/promises';
+import { chmod, readFile, unlink } from 'node:fs/promises';
 import type * as grpc from '@grpc/grpc-js';
 import { errnoCode } from '../common/errors.js';
 import { logger, setLogLevel } from '../common/log.js';
@@ -9,6 +9,8 @@ import { skiffVersion } from '../common/version.js';
 import { ImageService } from '../images/service.js';
 import { createCriServer, listenUnix } from '../cri/server.js';
 import { PodNetwork } from '../network/service.js';
+import { PodStreamingBackend } from '../cri/streaming/pod-backend.js';
+import { StreamingServer } from '../cri/streaming/server.js';
 import { PodService } from '../pod/service.js';
 import { hostCgroupLayout } from '../pod/runtime/cgroup-layout.js';
 import type { RuntimeHandlerConfig } from '../pod/runtime/oci.js';
@@ -25,6 +27,7 @@ export class Daemon {
   private ready = false;
   images: ImageService | undefined;
   pods: PodService | undefined;
+  streaming: StreamingServer | undefined;
 
   constructor(readonly config: DaemonConfig) {}
 
@@ -69,6 +72,15 @@ export class Daemon {
         cgroups,
       });
       this.pods = pods;
+      const streaming = new StreamingServer(new PodStreamingBackend(pods), {
+        address: cfg.streaming.address,
+        ...(cfg.streaming.tlsCert && cfg.streaming.tlsKey
+          ? { tls: { cert: await readFile(cfg.streaming.tlsCert), key: await readFile(cfg.streaming.tlsKey) } }
+          : {}),
+      });
+      await streaming.start();
+      this.streaming = streaming;
+      log.info({ url: streaming.url }, 'streaming server listening');
       // Only now does image GC know which snapshots running containers still have mounted.
       await images.gc();
       this.server = createCriServer({
@@ -76,6 +88,7 @@ export class Daemon {
         pods,
         cgroupDriver: () => cfg.cgroupDriver,
         isReady: () => this.ready,
+        streaming,
         status: {
           config: () => cfg,
           runtimeReady: () => ({ ready: this.ready, reason: 'Starting', message: 'skiffd is starting' }),
@@ -113,6 +126,8 @@ export class Daemon {
         if (errnoCode(err) !== 'ENOENT') log.warn({ err }, 'could not remove socket');
       });
     }
+    await this.streaming?.stop();
+    this.streaming = undefined;
     for (const h of this.held.splice(0)) h.release();
   }
 }

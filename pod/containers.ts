@@ -17,7 +17,8 @@ import { unmountRootfs } from './rootfs.js';
 import type { OciRuntime } from './runtime/oci.js';
 import { reopenLog } from './runtime/monitor-ctl.js';
 import { stopMonitor } from './runtime/monitor.js';
-import { monitorExec } from './runtime/monitor-exec.js';
+import { monitorExec, monitorExecSession, type ExecSession } from './runtime/monitor-exec.js';
+import { monitorAttach, type AttachSession } from './runtime/monitor-attach.js';
 import type { Sandboxes } from './sandboxes.js';
 import { fingerprint } from './store/names.js';
 
@@ -290,6 +291,43 @@ export class Containers {
     } finally {
       await Promise.all([rm(processFile, { force: true }), rm(pidFile, { force: true })]);
     }
+  }
+
+  /**
+   * An interactive exec (the streaming server's): the monitor runs the runtime's exec with a stdin
+   * pipe and/or a terminal, and relays it. The process file and pid file go when it ends.
+   */
+  async execSession(idOrPrefix: string, cmd: string[], o: { stdin: boolean; tty: boolean }): Promise<ExecSession> {
+    const rec = this.mustFind(idOrPrefix);
+    if (rec.phase !== 'running') throw new SkiffError('SKIFF_FAILED_PRECONDITION', `container ${rec.id} is not running`);
+    const tag = randomBytes(6).toString('hex');
+    const processFile = join(rec.bundle, `exec-${tag}.json`);
+    const pidFile = join(rec.bundle, `exec-${tag}.pid`);
+    const consoleSocket = o.tty ? join(socketDir(rec.bundle), `exec-${tag}.sock`) : undefined;
+    await writeFile(processFile, JSON.stringify({ ...(await this.processSpec(rec)), args: cmd, terminal: o.tty }));
+    const tidy = (): Promise<unknown> => Promise.all([rm(processFile, { force: true }), rm(pidFile, { force: true }), consoleSocket ? rm(consoleSocket, { force: true }) : undefined]);
+    try {
+      const session = await monitorExecSession(bundlePaths(rec.bundle).ctlSocket, {
+        argv: this.runtimeOf(rec).execArgv(rec.id, processFile, pidFile, consoleSocket ? { consoleSocket } : {}),
+        pidFile,
+        timeoutMs: 0,
+        stdin: o.stdin,
+        tty: o.tty,
+        ...(consoleSocket ? { consoleSocket } : {}),
+      });
+      void session.exited.finally(tidy);
+      return session;
+    } catch (err) {
+      await tidy();
+      throw err;
+    }
+  }
+
+  /** Attaches to the container's own stdio through its monitor. */
+  async attachSession(idOrPrefix: string, o: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<AttachSession> {
+    const rec = this.mustFind(idOrPrefix);
+    if (rec.phase !== 'running') throw new SkiffError('SKIFF_FAILED_PRECONDITION', `container ${rec.id} is not running`);
+    return monitorAttach(bundlePaths(rec.bundle).ctlSocket, o);
   }
 
   /** The container's process from its config.json, read once per container (it never changes). */

@@ -92,9 +92,14 @@ export class OciRuntime {
     return st?.mtimeNs;
   }
 
-  /** The `exec` command a container's monitor runs for ExecSync: `process.json` holds the process. */
-  execArgv(id: string, processFile: string, pidFile: string): string[] {
-    return this.argv(['exec', '--process', processFile, '--pid-file', pidFile, id]);
+  /**
+   * The `exec` command a container's monitor runs: `process.json` holds the process. With a
+   * terminal the runtime sends the pty master to `consoleSocket`; runc accepts that only together
+   * with --detach (the monitor then follows the exec'd process itself).
+   */
+  execArgv(id: string, processFile: string, pidFile: string, opts: { consoleSocket?: string } = {}): string[] {
+    const tty = opts.consoleSocket ? [...(this.handler.kind === 'runc' ? ['--detach'] : []), '--console-socket', opts.consoleSocket] : [];
+    return this.argv(['exec', ...tty, '--process', processFile, '--pid-file', pidFile, id]);
   }
 
   private async check(args: string[], what: string): Promise<void> {
