@@ -120,3 +120,13 @@ export async function freeTestSubnet(): Promise<TestSubnet> {
 export async function ping(netns: string, address: string): Promise<Result> {
   return run('nsenter', [`--net=${netns}`, 'busybox', 'ping', '-c1', '-W1', address]);
 }
+
+/**
+ * ping, tried a few times: a bridge's first port brings its carrier up through the kernel's
+ * linkwatch, which may take up to a second after the port is attached.
+ */
+export async function pingSoon(netns: string, address: string, tries = 4): Promise<Result> {
+  let r = await ping(netns, address);
+  for (let i = 1; i < tries && r.code !== 0; i++) r = await ping(netns, address);
+  return r;
+}
