@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { monitorExec, monitorExecSession } from '../pod/runtime/monitor-exec.js';
@@ -427,8 +427,20 @@ void test('runc: exec -it gets a pty: `tty` names it, resize frames change `stty
   const w = await world(t);
   const root = join(w.dir, 'runc-root');
   const id = `skiff-mon-exectty-${process.pid}`;
-  t.after(() => {
+  t.after(async () => {
     if (existsSync(join(root, id))) execFileSync('runc', ['--root', root, 'delete', '--force', id], { stdio: 'ignore' });
+    // runc's default cgroup (/<id>) outlives its delete while the detached exec's process is
+    // still being reaped: removed here, retried while the kernel still counts a task in it.
+    for (const controller of await readdir('/sys/fs/cgroup')) {
+      const dir = join('/sys/fs/cgroup', controller, id);
+      for (let i = 0; i < 100 && existsSync(dir); i++) {
+        try {
+          await rmdir(dir);
+        } catch {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+    }
   });
   const bundle = await busyboxBundle(w.dir, ['sh', '-c', 'sleep 60'], false);
   const m = startMonitor(w, ['runc', '--root', root, 'create', '--bundle', bundle, '--pid-file', w.args.pidFile, id]);
