@@ -13,6 +13,8 @@ import { KubeConfig, PortForward } from '@kubernetes/client-node';
 // Not re-exported by the package index; the package has no exports map, so the file is reachable.
 import { WebSocketHandler } from '@kubernetes/client-node/dist/web-socket-handler.js';
 import type * as v1 from '../cri/gen/v1.js';
+import { readAll, spdyDial } from '../cri/streaming/fake-backend.js';
+import { stOpen } from '../cri/streaming/spdy/peer.js';
 import type { TestDaemon } from './harness/daemon.js';
 import { startPodWorld, type PodWorld } from './harness/pod-world.js';
 
@@ -78,6 +80,29 @@ describe('streaming: exec, attach, port-forward', () => {
     // The URL was single use.
     const res = await fetch(url);
     assert.equal(res.status, 404);
+  });
+
+  test('Exec over SPDY/3.1 (spdy-transport, as kubectl opens its streams): output exact, status with the exit code', async (t) => {
+    const { url } = await d.client.exec({ container_id: containerId, cmd: ['sh', '-c', 'cat; echo oops >&2; exit 4'], stdin: true, stdout: true, stderr: true, tty: false });
+    const { conn, protocol } = await spdyDial(t, url, ['v4.channel.k8s.io', 'v3.channel.k8s.io']);
+    assert.equal(protocol, 'v4.channel.k8s.io');
+    const open = async (streamtype: string): Promise<{ stream: Awaited<ReturnType<typeof stOpen>>; body: Promise<Buffer> }> => {
+      const stream = await stOpen(conn, { streamtype });
+      const body = readAll(stream);
+      body.catch(() => undefined);
+      return { stream, body };
+    };
+    const error = await open('error');
+    const stdin = await open('stdin');
+    const stdout = await open('stdout');
+    const stderr = await open('stderr');
+    const input = Buffer.from(randomBytes(200_000).toString('base64') + '\n');
+    stdin.stream.end(input);
+    const [out, err, status] = await Promise.all([stdout.body, stderr.body, error.body]);
+    assert.equal(createHash('sha256').update(out).digest('hex'), createHash('sha256').update(input).digest('hex'), 'stdout is stdin, byte for byte');
+    assert.equal(err.toString(), 'oops\n');
+    const s = JSON.parse(status.toString()) as { reason: string; details: { causes: { message: string }[] } };
+    assert.deepEqual([s.reason, s.details.causes[0].message], ['NonZeroExitCode', '4']);
   });
 
   test('Attach over WebSocket sees the container’s own output; detaching leaves it running', async () => {
