@@ -6,6 +6,7 @@ import type { Level } from 'pino';
 import { SkiffError, errnoCode, errorMessage } from '../common/errors.js';
 import { LOG_LEVELS } from '../common/log.js';
 import { parseDuration } from '../common/duration.js';
+import type { NetworkConfig } from '../network/service.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/skiff/skiff.toml';
 
@@ -29,18 +30,8 @@ export interface DaemonConfig {
     /** RuntimeClass handler name → OCI runtime. */
     handlers: Record<string, { kind: 'crun' | 'runc'; path: string }>;
   };
-  network: {
-    /** auto: CNI when cniConfDir holds a network config, else the built-in bridge. */
-    mode: 'auto' | 'builtin' | 'cni';
-    /** The built-in network's bridge, its subnets (one IPv4 and/or one IPv6 CIDR) and MTU. */
-    bridge: string;
-    subnets: string[];
-    mtu: number;
-    /** Egress masquerade and hostPorts: nftables, iptables, or whichever the host has (auto). */
-    natBackend: 'auto' | 'nftables' | 'iptables';
-    cniConfDir: string;
-    cniBinDirs: string[];
-  };
+  /** Pod networking (network/service.ts); its data dir is under root. */
+  network: Omit<NetworkConfig, 'dataDir'>;
   streaming: {
     /** host:port of the exec/attach/port-forward server (port 0: any free one). */
     address: string;

@@ -19,10 +19,13 @@ export type NetworkMode = 'builtin' | 'cni';
 export type { PortMapping } from './nat.js';
 
 export interface NetworkConfig {
+  /** auto: CNI when cniConfDir holds a network config, else the built-in bridge. */
   mode: 'auto' | NetworkMode;
+  /** The built-in network's bridge, its subnets (one IPv4 and/or one IPv6 CIDR) and MTU. */
   bridge: string;
   subnets: string[];
   mtu: number;
+  /** Egress masquerade and hostPorts: nftables, iptables, or whichever the host has (auto). */
   natBackend: 'auto' | 'nftables' | 'iptables';
   cniConfDir: string;
   cniBinDirs: string[];
