@@ -56,6 +56,8 @@ export const ErrorTable = {
   SKIFF_DOWNLOAD_INTERRUPTED: Status.UNAVAILABLE,
   // pods and containers
   SKIFF_RUNTIME_FAILED: Status.UNKNOWN,
+  // a container's monitor serves as many exec/attach sessions as it can; try again later
+  SKIFF_MONITOR_BUSY: Status.RESOURCE_EXHAUSTED,
   // pod networking: the address pool is used up; the host network could not be set up; a CNI
   // plugin failed (its own message, verbatim)
   SKIFF_NETWORK_EXHAUSTED: Status.RESOURCE_EXHAUSTED,

@@ -176,7 +176,7 @@ void test('exec: EXEC_MAX_SESSIONS run at once, one more is refused with an erro
   assert.equal(extra.bytes.toString(), '{"error":"too many exec sessions"}\n');
   await assert.rejects(
     monitorExec(c.w.args.ctl, { argv: ['true'], pidFile, timeoutMs: 0, maxOutput: 1 }),
-    (e: Error & { code?: string }) => e.code === 'SKIFF_RUNTIME_FAILED' && /too many exec sessions/.test(e.message),
+    (e: Error & { code?: string }) => e.code === 'SKIFF_MONITOR_BUSY' && /too many exec sessions/.test(e.message),
   );
   assert.equal(await ctl(c.w.args.ctl, '{"op":"nope"}'), '{"error":"unknown op \\"nope\\""}');
   assert.equal(parseStatusReply(await ctl(c.w.args.ctl, '{"op":"status"}')).running, true);

@@ -86,7 +86,7 @@
 /* Longest request line; a longer one gets an error reply and is skipped. */
 #define SKIFF_MON_CTL_MAX_REQUEST 8192
 /* Connections served at once; one more is answered with an error and closed. */
-#define SKIFF_MON_CTL_MAX_CLIENTS 8
+#define SKIFF_MON_CTL_MAX_CLIENTS 16
 
 /*
  * Status reply:
@@ -159,7 +159,7 @@
 #define SKIFF_MON_EXEC_TTY            "tty"
 #define SKIFF_MON_EXEC_CONSOLE_SOCKET "console_socket"
 #define SKIFF_MON_EXEC_MAX_ARGS       128
-#define SKIFF_MON_EXEC_MAX_SESSIONS   16
+#define SKIFF_MON_EXEC_MAX_SESSIONS   64
 #define SKIFF_MON_FRAME_STDOUT        1
 #define SKIFF_MON_FRAME_STDERR        2
 #define SKIFF_MON_FRAME_EXIT          3
@@ -201,7 +201,7 @@
 #define SKIFF_MON_ATTACH_STDIN        "stdin"
 #define SKIFF_MON_ATTACH_STDOUT       "stdout"
 #define SKIFF_MON_ATTACH_STDERR       "stderr"
-#define SKIFF_MON_ATTACH_MAX_SESSIONS 8
+#define SKIFF_MON_ATTACH_MAX_SESSIONS 16
 #define SKIFF_MON_ATTACH_BUFFER       1048576
 #define SKIFF_MON_FRAME_STDIN         4
 #define SKIFF_MON_FRAME_STDIN_CLOSE   5

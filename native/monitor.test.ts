@@ -550,7 +550,7 @@ void test('attach: refused for stdin without --stdin, over ATTACH_MAX_SESSIONS, 
   for (let i = 0; i < P.ATTACH_MAX_SESSIONS; i++) held.push(await monitorAttach(c.w.args.ctl, { stdin: false, stdout: true, stderr: true }));
   await assert.rejects(
     monitorAttach(c.w.args.ctl, { stdin: false, stdout: true, stderr: false }),
-    isSkiff('SKIFF_RUNTIME_FAILED', /too many attach sessions/),
+    isSkiff('SKIFF_MONITOR_BUSY', /too many attach sessions/),
   );
   held.pop()?.detach();
   const again = await waitFor('a free slot', () => monitorAttach(c.w.args.ctl, { stdin: false, stdout: true, stderr: false }).catch(() => undefined));

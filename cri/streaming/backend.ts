@@ -1,7 +1,7 @@
 // What the streaming server needs from the runtime below it, and the requests it serves. The
 // server owns the wire protocols (SPDY, WebSocket) and hands the backend plain Node streams; the
 // backend owns processes and pod network namespaces. Wiring to pod/ happens in the daemon.
-import type { EventEmitter } from 'node:events';
+import { EventEmitter } from 'node:events';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import type { TerminalSize } from './ws/remotecommand.js';
 
@@ -50,4 +50,28 @@ export interface StreamingBackend {
   attach(req: AttachRequest, io: ExecIO): Promise<void>;
   /** A connection to `port` inside the sandbox's network namespace. Ending it half-closes. */
   portForward(req: { podSandboxId: string; port: number }): Promise<Duplex>;
+}
+
+/**
+ * The resize events of one session. The client sends its terminal size as soon as it connects
+ * (client-node, kubectl), usually before the backend has its process and listens: kubelet's
+ * resize stream keeps unread sizes in the stream, and this keeps the latest one, handed to each
+ * listener as it is added.
+ */
+export class TerminalResizes extends EventEmitter<{ resize: [TerminalSize] }> {
+  private latest: TerminalSize | undefined;
+
+  constructor() {
+    super();
+    (this as EventEmitter).on('newListener', (event: string, listener: (size: TerminalSize) => void) => {
+      const size = this.latest;
+      if (event === 'resize' && size) queueMicrotask(() => listener(size));
+    });
+  }
+
+  /** A size from the client: kept, and emitted to the listeners there are. */
+  push(size: TerminalSize): void {
+    this.latest = size;
+    this.emit('resize', size);
+  }
 }

@@ -8,11 +8,10 @@
 //   v3.channel.k8s.io  v3  adds the resize stream (tty only)
 //   v4.channel.k8s.io  v4  metav1.Status JSON on the error stream, success included
 //   v5.channel.k8s.io  v5  as v4: its close signal is a WebSocket matter; SPDY half-closes streams
-import { EventEmitter } from 'node:events';
 import { PassThrough, finished, type Readable, type Writable } from 'node:stream';
 import { errorMessage } from '../../common/errors.js';
 import { logger } from '../../common/log.js';
-import type { AttachRequest, ExecIO, StreamingBackend, TerminalSize } from './backend.js';
+import { TerminalResizes, type AttachRequest, type ExecIO, type StreamingBackend } from './backend.js';
 import type { SpdySession } from './spdy/session.js';
 import type { SpdyStream } from './spdy/stream.js';
 import { acceptStream } from './spdy-reply.js';
@@ -66,10 +65,10 @@ export async function serveRemoteCommandSpdy(
   }
   const abort = new AbortController();
   session.once('close', () => abort.abort(new Error('client connection closed')));
-  const resize = new EventEmitter<{ resize: [TerminalSize] }>();
+  const resize = new TerminalResizes();
   const resizeStream = streams.get('resize');
   if (resizeStream) {
-    const decoder = resizeDecoder((size) => resize.emit('resize', size));
+    const decoder = resizeDecoder((size) => resize.push(size));
     resizeStream.on('data', (d: Buffer) => decoder.data(d));
   }
   // The server never writes to these; half-close them now (kubelet closes stdin's write side too).

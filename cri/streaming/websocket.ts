@@ -1,10 +1,9 @@
 // exec, attach and port-forward over WebSocket: the channel sessions of ws/ joined to the backend.
-import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { errorMessage } from '../../common/errors.js';
 import { logger } from '../../common/log.js';
-import type { ExecIO, StreamingBackend, TerminalSize } from './backend.js';
+import { TerminalResizes, type ExecIO, type StreamingBackend } from './backend.js';
 import type { CachedRequest } from './request-cache.js';
 import { splice } from './splice.js';
 import { PORTFORWARD_PROTOCOLS, REMOTECOMMAND_PROTOCOLS } from './ws/channel.js';
@@ -28,8 +27,8 @@ export async function serveRemoteCommandWebSocket(
   const session = new RemoteCommandSession(accepted.ws, accepted.protocol, { ...r, operation: request.kind });
   const abort = new AbortController();
   session.once('close', () => abort.abort(new Error('client connection closed')));
-  const resize = new EventEmitter<{ resize: [TerminalSize] }>();
-  session.on('resize', (size) => resize.emit('resize', size));
+  const resize = new TerminalResizes();
+  session.on('resize', (size) => resize.push(size));
   const io: ExecIO = { stdin: session.stdin, stdout: session.stdout, stderr: session.stderr, tty: r.tty, resize, signal: abort.signal };
   let status: ExitStatus;
   try {

@@ -6,12 +6,13 @@
 // format is in monitor-protocol.ts.
 import { connect } from 'node:net';
 import { Readable } from 'node:stream';
-import { SkiffError } from '../../common/errors.js';
+import { SkiffError, type ErrorCode } from '../../common/errors.js';
 import {
   ExecFrameReader,
   MONITOR_PROTOCOL as P,
   formatExecRequest,
   parseExecExit,
+  refusalCode,
   type ExecExit,
   type ExecRequest,
 } from './monitor-protocol.js';
@@ -57,8 +58,8 @@ class Capped {
 
 export async function monitorExec(ctlSocket: string, o: MonitorExecOptions): Promise<MonitorExecResult> {
   const request = formatExecRequest({ argv: o.argv, pidFile: o.pidFile, timeoutMs: o.timeoutMs });
-  const fail = (why: string, cause?: unknown) =>
-    new SkiffError('SKIFF_RUNTIME_FAILED', `exec ${o.argv[o.argv.length - 1]} via monitor at ${ctlSocket}: ${why}`, { cause });
+  const fail = (why: string, cause?: unknown, code: ErrorCode = 'SKIFF_RUNTIME_FAILED') =>
+    new SkiffError(code, `exec ${o.argv[o.argv.length - 1]} via monitor at ${ctlSocket}: ${why}`, { cause });
   return new Promise((resolve, reject) => {
     const sock = connect(ctlSocket);
     const stdout = new Capped(o.maxOutput);
@@ -86,7 +87,10 @@ export async function monitorExec(ctlSocket: string, o: MonitorExecOptions): Pro
       if (refusal !== undefined) {
         refusal += chunk.toString('utf8');
         const nl = refusal.indexOf('\n');
-        if (nl >= 0) settle(fail(refusalMessage(refusal.slice(0, nl))));
+        if (nl >= 0) {
+          const why = refusalMessage(refusal.slice(0, nl));
+          settle(fail(why, undefined, refusalCode(why)));
+        }
         return;
       }
       let got;

@@ -39,7 +39,7 @@ export const MONITOR_PROTOCOL = {
   ERR_UNSUPPORTED: 'unsupported',
   ERR_EXITED: 'the container has exited',
   CTL_MAX_REQUEST: 8192,
-  CTL_MAX_CLIENTS: 8,
+  CTL_MAX_CLIENTS: 16,
   STATUS_ID: 'id',
   STATUS_PID: 'pid',
   STATUS_RUNNING: 'running',
@@ -52,7 +52,7 @@ export const MONITOR_PROTOCOL = {
   EXEC_TTY: 'tty',
   EXEC_CONSOLE_SOCKET: 'console_socket',
   EXEC_MAX_ARGS: 128,
-  EXEC_MAX_SESSIONS: 16,
+  EXEC_MAX_SESSIONS: 64,
   FRAME_STDOUT: 1,
   FRAME_STDERR: 2,
   FRAME_EXIT: 3,
@@ -61,7 +61,7 @@ export const MONITOR_PROTOCOL = {
   ATTACH_STDIN: 'stdin',
   ATTACH_STDOUT: 'stdout',
   ATTACH_STDERR: 'stderr',
-  ATTACH_MAX_SESSIONS: 8,
+  ATTACH_MAX_SESSIONS: 16,
   ATTACH_BUFFER: 1048576,
   FRAME_STDIN: 4,
   FRAME_STDIN_CLOSE: 5,
@@ -444,4 +444,15 @@ function positiveInt(v: unknown, what: string, key: string): number {
     throw new SkiffError('SKIFF_INTERNAL', `${what}: "${key}" is not a pid: ${JSON.stringify(v)}`);
   }
   return v;
+}
+
+/**
+ * The error code of a monitor's refusal: the container has exited (FAILED_PRECONDITION), the
+ * monitor serves as many sessions or connections as it can ("too many …": RESOURCE_EXHAUSTED, try
+ * again later), or anything else (the runtime failed).
+ */
+export function refusalCode(error: string): 'SKIFF_FAILED_PRECONDITION' | 'SKIFF_MONITOR_BUSY' | 'SKIFF_RUNTIME_FAILED' {
+  if (error === MONITOR_PROTOCOL.ERR_EXITED) return 'SKIFF_FAILED_PRECONDITION';
+  if (error.startsWith('too many ')) return 'SKIFF_MONITOR_BUSY';
+  return 'SKIFF_RUNTIME_FAILED';
 }

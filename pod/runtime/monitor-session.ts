@@ -14,10 +14,11 @@ import {
   formatResizeFrame,
   formatStdinFrames,
   parseExecExit,
+  refusalCode,
   type ExecExit,
 } from './monitor-protocol.js';
 
-type SessionErrorCode = 'SKIFF_RUNTIME_FAILED' | 'SKIFF_FAILED_PRECONDITION';
+type SessionErrorCode = 'SKIFF_RUNTIME_FAILED' | 'SKIFF_FAILED_PRECONDITION' | 'SKIFF_MONITOR_BUSY';
 
 /**
  * Connects to `ctlSocket`, sends `request` and waits for the monitor's answer: {"ok":true} (or,
@@ -65,7 +66,7 @@ export function openMonitorSession(
       const answer = typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {};
       const error = answer[P.REPLY_ERROR];
       if (answer[P.REPLY_OK] === true) done(undefined, reply.subarray(nl + 1));
-      else if (typeof error === 'string') done(fail(error === P.ERR_EXITED ? 'SKIFF_FAILED_PRECONDITION' : 'SKIFF_RUNTIME_FAILED', error));
+      else if (typeof error === 'string') done(fail(refusalCode(error), error));
       else done(fail('SKIFF_RUNTIME_FAILED', `malformed answer ${JSON.stringify(line.slice(0, 200))}`));
     };
     sock.once('connect', () => sock.write(request));
