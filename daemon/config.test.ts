@@ -116,6 +116,9 @@ test('bad config values are refused with the key named', () => {
     [{ network: { typo: 1 } }, /network.typo: unknown option/],
     [{ streaming: { address: 'localhost' } }, /streaming.address: "localhost" is not host:port/],
     [{ streaming: { tls_cert: '/etc/c.pem' } }, /tls_cert and tls_key go together/],
+    [{ streaming: { token_ttl: '0s' } }, /streaming.token_ttl: must be above zero/],
+    [{ streaming: { token_ttl: 'soon' } }, /streaming.token_ttl/],
+    [{ streaming: { stream_idle_timeout: '-1s' } }, /streaming.stream_idle_timeout/],
   ];
   for (const [doc, re] of rows) {
     assert.throws(

@@ -38,6 +38,10 @@ export interface DaemonConfig {
     /** PEM files for HTTPS; both or neither. */
     tlsCert?: string;
     tlsKey?: string;
+    /** How long a URL from Exec/Attach/PortForward stays usable (kubelet's stream cache: 1 min). */
+    tokenTtlMs: number;
+    /** A SPDY session with no frame for this long is closed (containerd's stream_idle_timeout: 4 h). */
+    idleTimeoutMs: number;
   };
   registry: {
     /** Registry domain → mirror endpoint URLs tried first, in order. */
@@ -71,7 +75,7 @@ export function defaultConfig(): DaemonConfig {
       cniBinDirs: ['/opt/cni/bin', '/usr/lib/cni'],
     },
     // Loopback, as kubelet's own streaming server defaults to: kubelet proxies to it.
-    streaming: { address: '127.0.0.1:0' },
+    streaming: { address: '127.0.0.1:0', tokenTtlMs: 60_000, idleTimeoutMs: 4 * 3600_000 },
     registry: { mirrors: {}, insecure: [], retries: 3 },
   };
 }
@@ -239,7 +243,7 @@ export function applyToml(base: DaemonConfig, doc: Table, source: string): Daemo
   }
   const streaming = r.table(doc, 'streaming');
   if (streaming) {
-    r.only(streaming, 'streaming.', ['address', 'tls_cert', 'tls_key']);
+    r.only(streaming, 'streaming.', ['address', 'tls_cert', 'tls_key', 'token_ttl', 'stream_idle_timeout']);
     const address = r.string(streaming, 'address', 'streaming.address');
     if (address !== undefined && !/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(address)) r.fail('streaming.address', `"${address}" is not host:port`);
     cfg.streaming.address = address ?? cfg.streaming.address;
@@ -247,6 +251,10 @@ export function applyToml(base: DaemonConfig, doc: Table, source: string): Daemo
     const key = r.absPath(streaming, 'tls_key');
     if ((cert === undefined) !== (key === undefined)) r.fail('streaming.tls_cert', 'tls_cert and tls_key go together');
     if (cert && key) cfg.streaming = { ...cfg.streaming, tlsCert: cert, tlsKey: key };
+    const ttl = r.duration(streaming, 'token_ttl', 'streaming.token_ttl');
+    if (ttl === 0) r.fail('streaming.token_ttl', 'must be above zero: a URL that expires at once is of no use');
+    cfg.streaming.tokenTtlMs = ttl ?? cfg.streaming.tokenTtlMs;
+    cfg.streaming.idleTimeoutMs = r.duration(streaming, 'stream_idle_timeout', 'streaming.stream_idle_timeout') ?? cfg.streaming.idleTimeoutMs;
   }
   const registry = r.table(doc, 'registry');
   if (registry) {

@@ -74,6 +74,8 @@ export class Daemon {
       this.pods = pods;
       const streaming = new StreamingServer(new PodStreamingBackend(pods), {
         address: cfg.streaming.address,
+        tokenTtlMs: cfg.streaming.tokenTtlMs,
+        streamIdleTimeoutMs: cfg.streaming.idleTimeoutMs,
         ...(cfg.streaming.tlsCert && cfg.streaming.tlsKey
           ? { tls: { cert: await readFile(cfg.streaming.tlsCert), key: await readFile(cfg.streaming.tlsKey) } }
           : {}),
