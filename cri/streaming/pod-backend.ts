@@ -19,7 +19,9 @@ interface Session {
 /** Wires a monitor session to the client's streams: stdin in at the session's pace, output out. */
 function relay(session: Session, io: ExecIO, stop: () => void): Promise<void> {
   io.resize.on('resize', (s) => session.resize(s.width, s.height));
-  io.signal.addEventListener('abort', stop, { once: true });
+  // The client may have gone while the session was being opened: its abort has fired already.
+  if (io.signal.aborted) stop();
+  else io.signal.addEventListener('abort', stop, { once: true });
   if (io.stdin) {
     const stdin = io.stdin;
     void (async () => {
