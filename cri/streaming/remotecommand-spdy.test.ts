@@ -66,6 +66,37 @@ test('v2 exec writes the failure as plain text, and nothing on success', async (
   }
 });
 
+test('v1 (channel.k8s.io, the oldest clients) exec: output, and the failure as plain text', async (t) => {
+  const { server } = await startServer(t);
+  const { conn, protocol } = await spdyDial(t, server.getExecUrl({ ...EXEC, stderr: false, cmd: ['echo'] }), ['channel.k8s.io']);
+  assert.equal(protocol, 'channel.k8s.io');
+  const error = await open(conn, 'error');
+  const stdin = await open(conn, 'stdin');
+  const stdout = await open(conn, 'stdout');
+  stdin.end('old client\n');
+  const [out, status] = await within(Promise.all([stdout.body, error.body]), 5000, 'exec output');
+  assert.equal(out.toString(), 'old client\n');
+  assert.equal(status.toString(), 'command terminated with non-zero exit code: exit status 3');
+});
+
+test('v3 tty exec: a resize stream is expected and its sizes reach the backend', async (t) => {
+  const { server, backend } = await startServer(t);
+  const url = server.getExecUrl({ containerId: 'c1', cmd: ['echo'], stdin: true, stdout: true, stderr: false, tty: true });
+  const { conn, protocol } = await spdyDial(t, url, ['v3.channel.k8s.io']);
+  assert.equal(protocol, 'v3.channel.k8s.io');
+  const error = await open(conn, 'error');
+  const stdin = await open(conn, 'stdin');
+  const stdout = await open(conn, 'stdout');
+  const resize = await open(conn, 'resize');
+  const sizes = once(backend, 'resize');
+  resize.write('{"Width":132,"Height":43}');
+  assert.deepEqual(await within(sizes, 5000, 'resize'), [{ width: 132, height: 43 }]);
+  stdin.end('x\n');
+  const [out, status] = await within(Promise.all([stdout.body, error.body]), 5000, 'exec output');
+  assert.equal(out.toString(), 'x\n');
+  assert.equal(status.toString(), 'command terminated with non-zero exit code: exit status 3');
+});
+
 test('a runtime failure is an InternalError status naming the cause', async (t) => {
   const { server } = await startServer(t);
   const { conn } = await spdyDial(t, server.getExecUrl({ ...EXEC, stdin: false, stderr: false, cmd: ['fail'] }), ['v4.channel.k8s.io']);
