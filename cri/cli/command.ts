@@ -1,10 +1,13 @@
 // What a skiff CLI command is and what it is given: parsed flags, a lazily connected CriClient,
-// writers for stdout/stderr, and `rpc()`, which names the rpc in failures and logs the exchange
-// under -D. Commands never touch process.* so that main() can run them in tests.
+// writers for stdout/stderr (and stdin, the terminal and interrupts for the streaming commands),
+// and `rpc()`, which names the rpc in failures and logs the exchange under -D. Commands never
+// touch process.* so that main() can run them in tests.
+import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { CallOptions, CriClient } from '../client/client.js';
 import { isServiceError, RpcFailure } from './output.js';
 import { parseCommandArgs, type GlobalOptions, type OptionSpecs, type OptionValues } from './args.js';
+import type { Terminal } from './terminal.js';
 
 export interface CommandContext {
   readonly global: GlobalOptions;
@@ -14,6 +17,15 @@ export interface CommandContext {
   out(text: string): void;
   /** Writes to stderr as is. */
   err(text: string): void;
+  /** stdout and stderr as byte streams with backpressure, for a remote command's output. */
+  stdoutStream(): Writable;
+  stderrStream(): Writable;
+  /** Our stdin, for commands that send it on (exec -i, attach -i); opened on first use. */
+  stdin(): Readable;
+  /** The terminal behind stdin (exec -t, attach -t). */
+  terminal(): Terminal;
+  /** Aborts on SIGINT or SIGTERM: for commands that run until interrupted (port-forward). */
+  interrupt(): AbortSignal;
   /** The client, connected on first use. */
   client(): CriClient;
   /** Options of an ordinary rpc: the global --timeout as deadline. */

@@ -3,6 +3,7 @@
 // writers and returns the exit code, so tests run it in-process; the bottom of this file runs it
 // when this module is the program.
 import { realpathSync, readFileSync } from 'node:fs';
+import { Writable, type Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { logger, setLogLevel } from '../../common/log.js';
 import { CriClient } from '../client/client.js';
@@ -10,6 +11,7 @@ import { parseGlobalArgs, usageError, type SplitArgs } from './args.js';
 import { sendRpc, type Command, type CommandContext } from './command.js';
 import { commandHelp, mainHelp } from './help.js';
 import { failure } from './output.js';
+import { NO_TERMINAL, processTerminal, type Terminal } from './terminal.js';
 import { versionCommand } from './commands/version.js';
 import { infoCommand } from './commands/info.js';
 import { pullCommand } from './commands/pull.js';
@@ -30,6 +32,8 @@ import { psCommand } from './commands/ps.js';
 import { inspectCommand } from './commands/inspect.js';
 import { logsCommand } from './commands/logs.js';
 import { execCommand, ExitStatus } from './commands/exec.js';
+import { attachCommand } from './commands/attach.js';
+import { portForwardCommand } from './commands/port-forward.js';
 
 export const COMMANDS: readonly Command[] = [
   versionCommand,
@@ -52,27 +56,37 @@ export const COMMANDS: readonly Command[] = [
   inspectCommand,
   logsCommand,
   execCommand,
+  attachCommand,
+  portForwardCommand,
 ];
 
+/** Where output goes: text from most commands, bytes from a remote command (exec, attach). */
 export interface Writer {
-  write(text: string): unknown;
+  write(chunk: string | Uint8Array): unknown;
 }
 
 export interface CliIo {
   stdout: Writer;
   stderr: Writer;
   env: Record<string, string | undefined>;
+  /** What exec -i and attach -i send. Default: process.stdin, opened only then. */
+  stdin: Readable;
+  /** The terminal behind stdin, for -t. Default: the process's, or none when `stdin` is given. */
+  terminal: Terminal;
+  /** Ends commands that run until interrupted (port-forward). Default: SIGINT or SIGTERM. */
+  interrupt: AbortSignal;
 }
 
 /**
  * Runs one skiff command line (without the program name) and returns the exit code: 0, 1 or 2
- * (usage), or the exit code of the command that `exec -s` ran.
+ * (usage), or the exit code of the command that `exec` ran.
  */
 export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Promise<number> {
   const stdout = io.stdout ?? process.stdout;
   const stderr = io.stderr ?? process.stderr;
   const env = io.env ?? process.env;
   let client: CriClient | undefined;
+  let stopSignals: (() => void) | undefined;
   try {
     const split = parseGlobalArgs(argv, env);
     const { global } = split;
@@ -91,6 +105,16 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
       log,
       out: (text) => void stdout.write(text),
       err: (text) => void stderr.write(text),
+      stdoutStream: () => byteStream(stdout),
+      stderrStream: () => byteStream(stderr),
+      stdin: () => io.stdin ?? process.stdin,
+      terminal: () => io.terminal ?? (io.stdin ? NO_TERMINAL : processTerminal()),
+      interrupt: () => {
+        if (io.interrupt) return io.interrupt;
+        const signals = onSignals();
+        stopSignals = signals.stop;
+        return signals.signal;
+      },
       client: () => (client ??= new CriClient({ runtimeEndpoint: global.runtimeEndpoint, imageEndpoint: global.imageEndpoint })),
       callOptions: () => ({ timeoutMs: global.timeoutMs }),
       rpc: (name, request, send) => sendRpc(log, name, request, send),
@@ -104,8 +128,35 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
     if (exitCode === 2) stderr.write("Run 'skiff --help' for usage.\n");
     return exitCode;
   } finally {
+    stopSignals?.();
     client?.close();
   }
+}
+
+/** A writer as a stream: process.stdout and friends as they are, a test's writer wrapped. */
+function byteStream(writer: Writer): Writable {
+  if (writer instanceof Writable) return writer;
+  return new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      writer.write(chunk);
+      done();
+    },
+  });
+}
+
+/** An AbortSignal for SIGINT and SIGTERM, and the way to stop listening for them. */
+function onSignals(): { signal: AbortSignal; stop: () => void } {
+  const controller = new AbortController();
+  const abort = (): void => controller.abort();
+  process.once('SIGINT', abort);
+  process.once('SIGTERM', abort);
+  return {
+    signal: controller.signal,
+    stop: () => {
+      process.off('SIGINT', abort);
+      process.off('SIGTERM', abort);
+    },
+  };
 }
 
 /** The command to run, or undefined when help was printed instead. */

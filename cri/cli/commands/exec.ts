@@ -1,9 +1,11 @@
-// `skiff exec -s`: ExecSync, printing the command's stdout and stderr to ours and exiting with its
-// exit code. Flags end at the container id, as in crictl, so `exec -s ID ls -la` passes `-la` to
-// ls. The interactive form (Exec and the streaming server) is not there yet: without -s the command
-// says so and exits 2.
+// `skiff exec`: runs a command in a running container. With -s it is ExecSync, printing the
+// command's stdout and stderr to ours; otherwise Exec, and the session goes over WebSocket to the
+// URL the runtime returns (-i sends our stdin, -t gives the command a terminal). Either way the
+// CLI exits with the command's exit code. Flags end at the container id, as in crictl, so
+// `exec -s ID ls -la` passes `-la` to ls.
 import { parseCommandArgs, usageError } from '../args.js';
 import type { Command } from '../command.js';
+import { STREAM_OPTIONS, checkTransport, checkTty, dialOptions, runRemoteSession } from '../remote-session.js';
 import { parseSeconds } from './stop.js';
 
 /** Thrown to end the CLI with this exit code and nothing more printed. */
@@ -15,18 +17,17 @@ export class ExitStatus extends Error {
 }
 
 const OPTIONS = {
-  sync: { type: 'boolean', short: 's', description: 'Run the command synchronously (ExecSync); required until the streaming server lands' },
-  timeout: { type: 'string', value: 'SECONDS', description: 'Timeout in seconds (0: none)' },
-  tty: { type: 'boolean', short: 't', description: 'Allocate a pseudo-TTY (interactive exec only, not yet available)' },
-  interactive: { type: 'boolean', short: 'i', description: 'Keep STDIN open (interactive exec only, not yet available)' },
+  sync: { type: 'boolean', short: 's', description: 'Run the command synchronously (ExecSync)' },
+  timeout: { type: 'string', value: 'SECONDS', description: 'Timeout in seconds of a synchronous command (0: none)' },
+  tty: { type: 'boolean', short: 't', description: 'Allocate a pseudo-TTY (needs -i and a terminal; ctrl-p ctrl-q detaches)' },
+  interactive: { type: 'boolean', short: 'i', description: 'Keep STDIN open' },
+  ...STREAM_OPTIONS,
 } as const;
-
-export const INTERACTIVE_EXEC_UNAVAILABLE = 'skiff: interactive exec comes with the streaming server; use exec -s';
 
 export const execCommand: Command = {
   name: 'exec',
   aliases: [],
-  summary: 'Run a command in a running container (with -s; interactive exec comes with the streaming server)',
+  summary: 'Run a command in a running container',
   args: 'CONTAINER-ID COMMAND [ARG...]',
   options: OPTIONS,
   async execute(ctx, args, help) {
@@ -37,9 +38,17 @@ export const execCommand: Command = {
     if (id === undefined || id === '') throw usageError('ID cannot be empty');
     if (cmd.length === 0) throw usageError('exec needs a command to run');
     const seconds = parseSeconds('timeout', values.timeout);
+    checkTransport(values.transport);
     if (!values.sync) {
-      ctx.err(`${INTERACTIVE_EXEC_UNAVAILABLE}\n`);
-      throw new ExitStatus(2);
+      const o = { stdin: !!values.interactive, tty: !!values.tty };
+      checkTty(ctx, o);
+      const dial = await dialOptions(values);
+      // crictl's ExecRequest: stdout always, stderr unless a terminal merges it into stdout.
+      const request = { container_id: id, cmd, tty: o.tty, stdin: o.stdin, stdout: true, stderr: !o.tty };
+      const { url } = await ctx.rpc('Exec', request, () => ctx.client().exec(request, ctx.callOptions()));
+      const exitCode = await runRemoteSession(ctx, url, { ...o, dial });
+      if (exitCode !== 0) throw new ExitStatus(exitCode);
+      return;
     }
     const request = { container_id: id, cmd, timeout: seconds };
     // kubelet's CRI client: no deadline unless the command has a timeout, then that plus the usual.
