@@ -48,7 +48,7 @@ type Samples = Record<Rpc | 'podToRunning' | 'ExecSyncSpaced', number[]>;
 const SPACED_EXECS = 20;
 const SPACING_MS = 150;
 
-interface Target {
+export interface Target {
   label: string;
   client: CriClient;
   /** RuntimeClass handler; empty for the runtime's default. */
@@ -58,7 +58,7 @@ interface Target {
   supervisor: string;
 }
 
-interface World {
+export interface World {
   image: string;
   logDir: string;
   cgroupParent: string;
@@ -114,9 +114,9 @@ async function pssKiB(pid: number): Promise<number> {
 }
 
 /** The run's pod name prefix and the value of its `skiff-bench` label. */
-const slug = (t: Target): string => t.label.replace(/[^a-z0-9]+/g, '-');
+export const slug = (t: Target): string => t.label.replace(/[^a-z0-9]+/g, '-');
 
-function podConfig(t: Target, w: World, name: string): v1.PodSandboxConfig {
+export function podConfig(t: Target, w: World, name: string): v1.PodSandboxConfig {
   return {
     metadata: { name, namespace: 'skiff-bench', uid: `uid-${name}`, attempt: 0 },
     ...(t.hostNetwork ? {} : { hostname: name }),
@@ -210,7 +210,7 @@ async function measure(t: Target, w: World): Promise<Result> {
   }
 }
 
-async function removePods(t: Target, labelValue: string): Promise<void> {
+export async function removePods(t: Target, labelValue: string): Promise<void> {
   const left = await t.client.listPodSandbox({ filter: { label_selector: { 'skiff-bench': labelValue } } });
   for (const p of left.items) {
     await t.client.stopPodSandbox({ pod_sandbox_id: p.id });
@@ -218,7 +218,7 @@ async function removePods(t: Target, labelValue: string): Promise<void> {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
+export async function exists(path: string): Promise<boolean> {
   return access(path).then(
     () => true,
     () => false,
@@ -241,7 +241,7 @@ async function removeCgroupTree(dir: string): Promise<string[]> {
   return left;
 }
 
-async function removeCgroupParent(cgroupParent: string): Promise<string[]> {
+export async function removeCgroupParent(cgroupParent: string): Promise<string[]> {
   const left: string[] = [];
   for (const controller of await readdir('/sys/fs/cgroup')) left.push(...(await removeCgroupTree(join('/sys/fs/cgroup', controller, cgroupParent))));
   return left;
