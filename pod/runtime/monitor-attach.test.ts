@@ -138,10 +138,10 @@ void test('monitorAttach: stdin is cut into frames of FRAME_MAX, then stdin clos
   out.detach();
 });
 
-void test('monitorAttach: refusals are FAILED_PRECONDITION when the container has exited, RUNTIME_FAILED otherwise', async (t) => {
+void test('monitorAttach: refusals are FAILED_PRECONDITION when the container has exited, MONITOR_BUSY when full, RUNTIME_FAILED otherwise', async (t) => {
   const table: [string | null, string, RegExp][] = [
     [`{"error":"${P.ERR_EXITED}"}\n`, 'SKIFF_FAILED_PRECONDITION', /: the container has exited$/],
-    ['{"error":"too many attach sessions"}\n', 'SKIFF_RUNTIME_FAILED', /: too many attach sessions$/],
+    ['{"error":"too many attach sessions"}\n', 'SKIFF_MONITOR_BUSY', /: too many attach sessions$/],
     ['{"error":"the container was created without stdin"}\n', 'SKIFF_RUNTIME_FAILED', /without stdin$/],
     ['{"ok":false}\n', 'SKIFF_RUNTIME_FAILED', /malformed answer/],
     ['not json\n', 'SKIFF_RUNTIME_FAILED', /malformed answer "not json"/],

@@ -152,7 +152,7 @@ void test('monitorExecSession: kill() disconnects, exited is undefined and write
 
   const table: [string | null, string, RegExp][] = [
     [`{"error":"${P.ERR_EXITED}"}\n`, 'SKIFF_FAILED_PRECONDITION', /: the container has exited$/],
-    ['{"error":"too many exec sessions"}\n', 'SKIFF_RUNTIME_FAILED', /: too many exec sessions$/],
+    ['{"error":"too many exec sessions"}\n', 'SKIFF_MONITOR_BUSY', /: too many exec sessions$/],
     ['{"ok":false}\n', 'SKIFF_RUNTIME_FAILED', /malformed answer/],
     ['', 'SKIFF_RUNTIME_FAILED', /closed without an answer/],
     [null, 'SKIFF_RUNTIME_FAILED', /no answer in 100 ms/],
