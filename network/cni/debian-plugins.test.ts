@@ -347,8 +347,14 @@ test('DEL after the netns is gone (and from a restarted skiff) releases the IP a
     const hostPort = 20000 + randomInt(20000);
     const r = await w.cni.add({ ...pod, capabilities: { portMappings: [{ hostPort, containerPort: 80, protocol: 'tcp' }] } });
     const veth = r.interfaces.find((i) => !i.sandbox && i.name !== w.bridge)?.name;
-    await ok(nativeBinary('skiff-ns'), ['netns-unpin', ns]); // the namespace, and with it the veth pair, is gone
-    assert.ok(!(await links()).some((l) => l.ifname === veth));
+    await ok(nativeBinary('skiff-ns'), ['netns-unpin', ns]); // the namespace, and with it the veth pair, goes
+    // The kernel tears a namespace down on a workqueue, after the last reference is dropped.
+    let vethLeft = true;
+    for (let i = 0; i < 100 && vethLeft; i++) {
+      vethLeft = (await links()).some((l) => l.ifname === veth);
+      if (vethLeft) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(!vethLeft, `host veth ${veth ?? '?'} gone with the namespace`);
 
     const restarted = new CniNetwork({ confDir: join(w.dir, 'elsewhere'), binDirs: [PLUGIN_DIR], cacheDir: join(w.dir, 'cache') });
     await restarted.del(pod);
