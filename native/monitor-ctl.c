@@ -6,12 +6,15 @@
  * boolean members and arrays of strings of one flat object.
  */
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include "monitor.h"
 
-static char client_bufs[SKIFF_MON_CTL_MAX_CLIENTS][SKIFF_MON_CTL_MAX_REQUEST];
+/* Page-aligned, so that a slot's pages can be handed back to the kernel when its client goes. */
+static char client_bufs[SKIFF_MON_CTL_MAX_CLIENTS][SKIFF_MON_CTL_MAX_REQUEST] __attribute__((aligned(4096)));
+_Static_assert(SKIFF_MON_CTL_MAX_REQUEST % 4096 == 0, "client buffers are whole pages");
 
 /* ---- Small JSON reader: members of a flat object found by key -------------------------------- */
 
@@ -264,15 +267,23 @@ int listen_unix(const char *path, int backlog, struct skiff_err *err) {
   return ret;
 }
 
+/* Frees the slot; its buffer's pages go back to the kernel (they read as zeros when next used), so
+ * an idle monitor does not keep the memory of every connection it once served. */
+static void client_release(int i) {
+  struct client *c = &M.clients[i];
+  c->fd = -1;
+  c->len = 0;
+  c->skipping = false;
+  madvise(client_bufs[i], sizeof client_bufs[i], MADV_DONTNEED);
+}
+
 static void client_close(int i) {
   struct client *c = &M.clients[i];
   if (c->fd >= 0) {
     epoll_ctl(M.epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
   }
-  c->fd = -1;
-  c->len = 0;
-  c->skipping = false;
+  client_release(i);
 }
 
 /* Replies are small; a client that does not read them is dropped rather than waited for. */
@@ -369,10 +380,8 @@ void client_read(int i) {
       client_close(i);
       return;
     }
-    if (r > 0) { /* the session owns the descriptor now (and an attach session the rest) */
-      c->fd = -1;
-      c->len = 0;
-      c->skipping = false;
+    if (r > 0) { /* the session owns the descriptor now, and has copied what followed the request */
+      client_release(i);
       return;
     }
     start += len + 1;
