@@ -173,6 +173,8 @@ void test('control socket: status, reopen-log after a rename, reserved and unkno
   );
   assert.deepEqual(await ctlLines(w.args.ctl, '', 1), ['{"error":"too many connections"}']);
   for (const s of held) s.destroy();
+  // The monitor frees the slots once it has read the hangups.
+  await waitFor('the held connections to be let go', async () => ((await ctl(w.args.ctl, '{"op":"status"}')).includes('too many') ? undefined : true));
 
   await rename(w.args.log, `${w.args.log}.1`);
   assert.equal(await ctl(w.args.ctl, '{"op":"reopen-log"}'), '{"ok":true}');
