@@ -11,12 +11,16 @@ import { SkiffError } from '../common/errors.js';
 import { logger } from '../common/log.js';
 import type { ImageRecord } from '../images/image-store.js';
 import { Cleanup } from './cleanup.js';
+import { cgroupPathIn, podParentPath } from './cgroups/naming.js';
+import { oomCounterFile } from './cgroups/paths.js';
 import type { PodContext } from './context.js';
 import { isSameProcess, processStartTime } from './host.js';
 import { CONTAINER_RECORD_VERSION, nowNanos, type ContainerRecord, type SandboxRecord } from './records.js';
 import { mountRootfs, readInRoot, unmountRootfs } from './rootfs.js';
 import { startMonitor, stopMonitor } from './runtime/monitor.js';
-import { buildContainerSpec, hostPathsToCreate, type ContainerSpecInput } from './spec/index.js';
+import { buildContainerSpec, hostPathsToCreate, type ContainerSpecInput, type ResourceHost } from './spec/index.js';
+import { criResources } from './spec/resources.js';
+import { resourceHost } from './cgroups/host-facts.js';
 import { hostCapabilities, hostDevices, hostPropagation, statDevice } from './spec/host-devices.js';
 
 const log = logger('container');
@@ -99,7 +103,8 @@ export async function createContainerIn(
     upperDir: join(layer, 'upper'),
     workDir: join(layer, 'work'),
     stopSignal: stopSignal(config, image),
-    cgroupsPath: sandbox.config.linux?.cgroup_parent ? join(sandbox.config.linux.cgroup_parent, id) : '',
+    // A pod without a cgroup parent still gets one of skiff's, so every container has a cgroup.
+    cgroupsPath: cgroupPathIn(ctx.cgroupDriver, podParentPath(ctx.cgroupDriver, sandbox.config.linux?.cgroup_parent ?? ''), id),
   };
   const cleanup = new Cleanup();
   try {
@@ -123,7 +128,7 @@ export async function createContainerIn(
     const spec = buildContainerSpec(specInput(ctx, rec, sandbox, config, sandboxConfig, image, p.rootfs, target, {
       passwd: await readInRoot(p.rootfs, '/etc/passwd'),
       group: await readInRoot(p.rootfs, '/etc/group'),
-    }));
+    }, await resourceHost(ctx.cgroups)));
     await writeFile(p.config, JSON.stringify(spec));
     if (logPath) await mkdir(dirname(logPath), { recursive: true });
 
@@ -160,6 +165,7 @@ export async function createContainerIn(
     const [pidStartTime, monitorStartTime] = await Promise.all([processStartTime(started.pid), processStartTime(started.monitorPid)]);
     await ctx.containers.update(id, (r) => {
       r.phase = 'created';
+      r.resources = criResources(spec.linux.resources, spec.process.oomScoreAdj);
       r.pid = started.pid;
       r.monitorPid = started.monitorPid;
       if (pidStartTime) r.pidStartTime = pidStartTime;
@@ -185,6 +191,7 @@ function specInput(
   rootfs: string,
   targetPid: number | undefined,
   imageFiles: { passwd?: string; group?: string },
+  host: ResourceHost,
 ): ContainerSpecInput {
   const o = sandbox.config.linux?.security_context?.namespace_options;
   const files = { hostname: join(sandbox.dir, 'hostname'), hosts: join(sandbox.dir, 'hosts'), resolvConf: join(sandbox.dir, 'resolv.conf') };
@@ -214,6 +221,7 @@ function specInput(
     },
     cgroupsPath: rec.cgroupsPath,
     cgroupV2: ctx.cgroups.mode === 'unified',
+    resourceHost: host,
     statDevice,
     hostPathExists: (path: string) => existsSync(path),
     hostPropagation,
@@ -268,8 +276,6 @@ function lastRuntimeMessage(logText: string): string {
 
 /** The memory cgroup file whose oom_kill counter tells the monitor of an OOM kill (v1 or v2). */
 function oomFile(ctx: PodContext, cgroupsPath: string): { oomFile?: string } {
-  if (!cgroupsPath) return {};
-  if (ctx.cgroups.mode === 'unified') return { oomFile: join('/sys/fs/cgroup', cgroupsPath, 'memory.events') };
-  const memory = ctx.cgroups.v1Controllers.memory;
-  return memory ? { oomFile: join(memory, cgroupsPath, 'memory.oom_control') } : {};
+  const file = oomCounterFile(ctx.cgroups, cgroupsPath);
+  return file ? { oomFile: file } : {};
 }

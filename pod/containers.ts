@@ -8,6 +8,7 @@ import type * as v1 from '../cri/gen/v1.js';
 import { SkiffError } from '../common/errors.js';
 import { failpoint } from '../common/failpoint.js';
 import { logger } from '../common/log.js';
+import { oomCounterFile } from './cgroups/paths.js';
 import { bundlePaths, containerName, createContainerIn, socketDir, validateContainerConfig } from './container-create.js';
 import type { PodContext } from './context.js';
 import { readExitFile, watchExit, type ExitStatus } from './exits.js';
@@ -20,6 +21,8 @@ import { stopMonitor } from './runtime/monitor.js';
 import { monitorExec, monitorExecSession, type ExecSession } from './runtime/monitor-exec.js';
 import { monitorAttach, type AttachSession } from './runtime/monitor-attach.js';
 import type { Sandboxes } from './sandboxes.js';
+import { updateContainerResources } from './resources-update.js';
+import { KeyedRWLock } from './store/rwlock.js';
 import { fingerprint } from './store/names.js';
 
 export { bundlePaths, socketDir } from './container-create.js';
@@ -37,6 +40,7 @@ export function exitReason(exitCode: number, oomKilled: boolean): string {
 export class Containers {
   private readonly watchers = new Map<string, () => void>();
   private readonly processSpecs = new Map<string, Record<string, unknown>>();
+  private readonly updateLocks = new KeyedRWLock();
 
   constructor(
     private readonly ctx: PodContext,
@@ -218,14 +222,7 @@ export class Containers {
 
   /** The cgroup's OOM kill counter (v1 memory.oom_control, v2 memory.events) says so. */
   private async oomKilled(rec: ContainerRecord): Promise<boolean> {
-    if (!rec.cgroupsPath) return false;
-    const layout = this.ctx.cgroups;
-    const file =
-      layout.mode === 'unified'
-        ? join('/sys/fs/cgroup', rec.cgroupsPath, 'memory.events')
-        : layout.v1Controllers.memory
-          ? join(layout.v1Controllers.memory, rec.cgroupsPath, 'memory.oom_control')
-          : undefined;
+    const file = oomCounterFile(this.ctx.cgroups, rec.cgroupsPath);
     if (!file) return false;
     const text = await readFile(file, 'utf8').catch(() => '');
     const m = /^oom_kill (\d+)$/m.exec(text);
@@ -338,6 +335,22 @@ export class Containers {
       this.processSpecs.set(rec.id, spec);
     }
     return spec;
+  }
+
+  /**
+   * UpdateContainerResources (pod/resources-update.ts). One update of a container at a time, and
+   * none while its pod is being stopped or removed.
+   */
+  async updateResources(idOrPrefix: string, linux: v1.LinuxContainerResources__Output): Promise<void> {
+    const found = this.mustFind(idOrPrefix);
+    await this.ctx.sandboxLocks.read(found.sandboxId, () =>
+      this.updateLocks.write(found.id, async () => {
+        const rec = this.mustFind(found.id);
+        if (rec.phase === 'creating') throw new SkiffError('SKIFF_FAILED_PRECONDITION', `container ${rec.id} is still being created`);
+        const gone = async (): Promise<boolean> => !['CONTAINER_RUNNING', 'CONTAINER_CREATED'].includes((await this.view(this.mustFind(rec.id))).state);
+        await updateContainerResources(this.ctx, rec, this.runtimeOf(rec), linux, gone);
+      }),
+    );
   }
 
   async reopenLog(idOrPrefix: string): Promise<void> {

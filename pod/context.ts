@@ -8,6 +8,7 @@ import type { PodNetwork } from '../network/service.js';
 import type { ContainerRecord, SandboxRecord } from './records.js';
 import type { OciRuntime } from './runtime/oci.js';
 import type { CgroupLayout } from './runtime/cgroup-layout.js';
+import type { CgroupDriver } from './cgroups/naming.js';
 import type { RecordStore } from './store/record-store.js';
 import type { NameRegistry } from './store/names.js';
 import { KeyedRWLock } from './store/rwlock.js';
@@ -44,6 +45,8 @@ export class PodContext {
     readonly cgroups: CgroupLayout,
     readonly images: ImageService,
     readonly network: PodNetwork,
+    /** How pod and container cgroups are named (pod/cgroups/naming.ts). */
+    readonly cgroupDriver: CgroupDriver = 'cgroupfs',
   ) {
     this.events.setMaxListeners(0);
   }

@@ -5,6 +5,7 @@ import { mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises
 import { join } from 'node:path';
 import { SkiffError, errnoCode } from '../common/errors.js';
 import { unmount } from '../native/sys.js';
+import { unifiedRoot } from './cgroups/paths.js';
 import type { CgroupLayout } from './runtime/cgroup-layout.js';
 
 /** Runs a native helper; its stderr line becomes the error message. */
@@ -57,7 +58,7 @@ export async function waitGone(pid: number, startTime: string | undefined, timeo
 
 /** The directories of a cgroup path, one per v1 hierarchy (or the single v2 one). */
 export function cgroupDirs(layout: CgroupLayout, path: string): string[] {
-  if (layout.mode === 'unified') return [join('/sys/fs/cgroup', path)];
+  if (layout.mode === 'unified') return [join(unifiedRoot(layout), path)];
   return [...new Set(Object.values(layout.v1Controllers))].map((mnt) => join(mnt, path));
 }
 

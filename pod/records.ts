@@ -48,6 +48,9 @@ export interface SandboxRecord {
   ips: string[];
   /** How its network was made (and so how it is unmade): the built-in bridge or CNI. */
   networkMode?: NetworkMode;
+  /** The pod's overhead and resources from its last UpdatePodSandboxResources (kubelet sizes the pod cgroup). */
+  overhead?: v1.LinuxContainerResources__Output;
+  resources?: v1.LinuxContainerResources__Output;
 }
 
 export type ContainerPhase = 'creating' | 'created' | 'running' | 'exited';
@@ -86,7 +89,13 @@ export interface ContainerRecord {
   workDir: string;
   /** Stop signal chosen at create: config, else image StopSignal, else SIGTERM. */
   stopSignal: string;
+  /** The cgroup's path relative to each hierarchy's root (config.json linux.cgroupsPath); see pod/cgroups/paths.ts. */
   cgroupsPath: string;
+  /**
+   * The resources the container has (ContainerStatus.resources): set at create from its spec, and
+   * by each UpdateContainerResources. Absent in records written before resources were recorded.
+   */
+  resources?: v1.LinuxContainerResources__Output;
 }
 
 /** Nanoseconds since the epoch as a decimal string (CRI int64 timestamps). */

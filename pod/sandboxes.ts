@@ -11,6 +11,7 @@ import { failpoint } from '../common/failpoint.js';
 import { logger } from '../common/log.js';
 import { MS_NODEV, MS_NOEXEC, MS_NOSUID, mount, unmount } from '../native/sys.js';
 import { Cleanup } from './cleanup.js';
+import { cgroupPathIn, podParentPath, type CgroupDriver } from './cgroups/naming.js';
 import type { PodContext } from './context.js';
 import { createCgroup, isSameProcess, processStartTime, removeCgroup, runHelper, unpinNamespace, waitGone } from './host.js';
 import { SANDBOX_RECORD_VERSION, nowNanos, type SandboxRecord } from './records.js';
@@ -34,7 +35,7 @@ export function sandboxName(m: v1.PodSandboxMetadata__Output): string {
   return `${m.name}_${m.namespace}_${m.uid}_${m.attempt}`;
 }
 
-export function validateSandboxConfig(config: v1.PodSandboxConfig__Output | null): asserts config is v1.PodSandboxConfig__Output {
+export function validateSandboxConfig(config: v1.PodSandboxConfig__Output | null, driver: CgroupDriver = 'cgroupfs'): asserts config is v1.PodSandboxConfig__Output {
   const m = config?.metadata;
   if (!config || !m) throw new SkiffError('SKIFF_INVALID_ARGUMENT', 'RunPodSandbox: config.metadata is required');
   for (const [field, v] of [
@@ -51,8 +52,12 @@ export function validateSandboxConfig(config: v1.PodSandboxConfig__Output | null
   }
   // Paths built from the request must stay where they belong.
   const parent = config.linux?.cgroup_parent ?? '';
-  if (parent && (!parent.startsWith('/') || parent.split('/').some((c) => c === '..' || c === '.') || /[\0\n]/.test(parent))) {
-    throw new SkiffError('SKIFF_INVALID_ARGUMENT', `RunPodSandbox: linux.cgroup_parent "${parent}" must be an absolute cgroup path without "." or ".." components`);
+  if (parent) {
+    try {
+      podParentPath(driver, parent);
+    } catch (err) {
+      throw new SkiffError('SKIFF_INVALID_ARGUMENT', `RunPodSandbox: ${(err as Error).message}`, { cause: err });
+    }
   }
   if (config.log_directory && !config.log_directory.startsWith('/')) {
     throw new SkiffError('SKIFF_INVALID_ARGUMENT', `RunPodSandbox: log_directory "${config.log_directory}" must be absolute`);
@@ -95,7 +100,7 @@ export class Sandboxes {
 
   /** RunPodSandbox: returns the sandbox id; a retry of the same request returns the same id. */
   async run(config: v1.PodSandboxConfig__Output, handler: string): Promise<string> {
-    validateSandboxConfig(config);
+    validateSandboxConfig(config, this.ctx.cgroupDriver);
     const runtime = this.ctx.runtime(handler); // an unknown handler fails before anything is made
     const name = sandboxName(config.metadata!);
     const fp = fingerprint({ config, handler: runtime.handler.name });
@@ -124,7 +129,7 @@ export class Sandboxes {
       ips: [],
       ...(hostNetwork ? {} : { netnsPath: this.ctx.netnsPath(id), utsPath: join(dir, 'uts.ns') }),
       ...(ns.ipc === 'NODE' ? {} : { shmPath: join(dir, 'shm'), ipcPath: join(dir, 'ipc.ns') }),
-      ...(cgroupParent ? { cgroupPath: join(cgroupParent, id) } : {}),
+      ...(cgroupParent ? { cgroupPath: cgroupPathIn(this.ctx.cgroupDriver, podParentPath(this.ctx.cgroupDriver, cgroupParent), id) } : {}),
     };
     const cleanup = new Cleanup();
     try {

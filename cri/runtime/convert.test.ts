@@ -51,3 +51,9 @@ test('ContainerStatus of a running container reports no exit', () => {
   const s = toContainerStatus(view({ phase: 'running', state: 'CONTAINER_RUNNING' }));
   assert.deepEqual([s.exit_code, s.reason, s.finished_at], [0, '', '0']);
 });
+
+test('ContainerStatus.resources reports the recorded resources, and is absent for records without them', () => {
+  const linux = { cpu_period: '100000', cpu_quota: '20000', cpu_shares: '2', memory_limit_in_bytes: '1024', oom_score_adj: '0', cpuset_cpus: '', cpuset_mems: '', hugepage_limits: [], unified: {}, memory_swap_limit_in_bytes: '1024' };
+  assert.deepEqual(toContainerStatus(view({ resources: linux })).resources, { linux, windows: null });
+  assert.equal(toContainerStatus(view()).resources, undefined);
+});

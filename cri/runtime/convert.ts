@@ -100,6 +100,8 @@ export function toContainerStatus(c: ContainerView, image?: ImageNames): v1.Cont
     mounts: c.config.mounts,
     log_path: c.logPath,
     stop_signal: (c.config.stop_signal ?? 'RUNTIME_DEFAULT'),
+    // What the container's cgroup was given, at create or by the last UpdateContainerResources.
+    ...(c.resources ? { resources: { linux: c.resources, windows: null } } : {}),
   };
 }
 

@@ -10,6 +10,8 @@ export interface CgroupLayout {
   v2Mounts: string[];
   /** v1 controller name → its mount point (`memory` → /sys/fs/cgroup/memory). */
   v1Controllers: Record<string, string>;
+  /** Where the v2 hierarchy is mounted when unified; absent: /sys/fs/cgroup (tests set a fake tree). */
+  unifiedRoot?: string;
 }
 
 /** Parses mountinfo text (proc(5): fields, then " - ", then fstype, source, super options). */

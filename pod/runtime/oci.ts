@@ -83,6 +83,15 @@ export class OciRuntime {
   }
 
   /**
+   * `update --resources FILE ID`: applies the OCI LinuxResources in `resourcesFile` to the cgroup
+   * of a created or running container. No wrapper is needed: crun and runc update the cgroup paths
+   * they recorded at create, without looking at the host's cgroup layout again.
+   */
+  async update(id: string, resourcesFile: string): Promise<void> {
+    await this.check(['update', '--resources', resourcesFile, id], `update resources of container ${id}`);
+  }
+
+  /**
    * When the runtime last changed its state dir of the container, in ns since the epoch: `start`
    * removes the exec fifo there (crun and runc both), so for a started container this is when it
    * was started. Undefined when the runtime has no such dir.

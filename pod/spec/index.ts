@@ -7,13 +7,14 @@ import type { SpecOption } from './option.js';
 import { withDevices } from './devices.js';
 import { withMounts } from './mounts.js';
 import { withCgroupsPath, withHostname, withNamespaces, withSysctls } from './namespaces.js';
-import { withCwd, withEnv, withOomScoreAdj, withProcessArgs, withTerminal } from './process.js';
+import { withCwd, withEnv, withProcessArgs, withTerminal } from './process.js';
+import { withOomScoreAdj, withResources } from './resources.js';
 import { withCapabilities, withMaskedPaths, withNoNewPrivileges, withPrivileged, withReadonlyRootfs } from './security.js';
 import type { ContainerSpecInput } from './types.js';
 import { withUser } from './user.js';
 
 export type { Spec } from './oci-spec.js';
-export type { ContainerSpecInput, DeviceInfo, HostDevice, HostPropagation, PidMode, SandboxInfo } from './types.js';
+export type { ContainerSpecInput, DeviceInfo, HostDevice, HostPropagation, PidMode, ResourceHost, SandboxInfo } from './types.js';
 export { hostPathsToCreate } from './mounts.js';
 
 /** containerd's io.kubernetes.cri.* keys, which tools on the node (and NRI plugins) read. */
@@ -57,6 +58,7 @@ export const CONTAINER_SPEC_OPTIONS: readonly SpecOption[] = [
   withMaskedPaths,
   withDevices,
   withPrivileged,
+  withResources,
   withNamespaces,
   withHostname,
   withSysctls,

@@ -94,9 +94,37 @@ export interface LinuxDeviceCgroup {
   access?: string;
 }
 
-/** Only the device rules for now; CPU, memory and friends come with the resources work. */
+/** config-linux.md "cpu": shares are v1's; runtimes convert them to cpu.weight on cgroup v2. */
+export interface LinuxCPU {
+  shares?: number;
+  /** CFS quota in µs per period; -1 is no limit. */
+  quota?: number;
+  period?: number;
+  cpus?: string;
+  mems?: string;
+}
+
+/** config-linux.md "memory": limit and swap (memory+swap on v1) in bytes; -1 is no limit. */
+export interface LinuxMemory {
+  limit?: number;
+  swap?: number;
+}
+
+export interface LinuxHugepageLimit {
+  /** "2MB", "1GB", as kubelet spells them. */
+  pageSize: string;
+  limit: number;
+}
+
+/** config-linux.md "Control groups" resources: what `runtime update --resources` takes too. */
 export interface LinuxResources {
   devices?: LinuxDeviceCgroup[];
+  cpu?: LinuxCPU;
+  memory?: LinuxMemory;
+  hugepageLimits?: LinuxHugepageLimit[];
+  pids?: { limit: number };
+  /** cgroup v2 files by name (config-linux.md "unified"). */
+  unified?: Record<string, string>;
 }
 
 export interface Linux {

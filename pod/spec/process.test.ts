@@ -62,9 +62,3 @@ test('terminal follows tty, and stays off by default', () => {
   assert.equal(build({ config: { tty: true } }).process.terminal, true);
   assert.equal(build({}).process.terminal, false);
 });
-
-test('oomScoreAdj comes from resources.oom_score_adj, and is absent without resources', () => {
-  assert.equal(build({ resources: { oom_score_adj: '-997' } }).process.oomScoreAdj, -997);
-  assert.equal(build({ resources: { oom_score_adj: '1000' } }).process.oomScoreAdj, 1000);
-  assert.equal(build({}).process.oomScoreAdj, undefined);
-});

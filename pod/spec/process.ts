@@ -1,4 +1,4 @@
-// The container's process: argv, environment, working directory, terminal, OOM score — the image
+// The container's process: argv, environment, working directory, terminal — the image
 // config merged with the CRI config the way Docker and containerd merge them
 // (containerd internal/cri/opts/spec_opts.go WithProcessArgs; moby daemon/commit.go).
 import { posix } from 'node:path';
@@ -59,13 +59,4 @@ export const withCwd: SpecOption = (spec, input) => {
 
 export const withTerminal: SpecOption = (spec, input) => {
   spec.process.terminal = input.config.tty;
-};
-
-/** resources.oom_score_adj as given; kubelet computes it and the caller clamps it. */
-export const withOomScoreAdj: SpecOption = (spec, input) => {
-  const resources = input.config.linux?.resources;
-  if (!resources) return;
-  const adj = Number(resources.oom_score_adj || '0');
-  if (!Number.isInteger(adj)) throw invalid(input, `oom_score_adj "${resources.oom_score_adj}" is not an integer`);
-  spec.process.oomScoreAdj = adj;
 };

@@ -54,6 +54,18 @@ export interface SandboxInfo {
   cgroupParent?: string;
 }
 
+/** What the host's cgroups allow, for resources (pod/cgroups/host-facts.ts reads them). */
+export interface ResourceHost {
+  /** cgroup v2 (unified): `unified` keys apply. */
+  cgroupV2: boolean;
+  /** A swap controller exists (v1 memory.memsw.*, v2 memory.swap.max): swap limits apply. */
+  swap: boolean;
+  /** Hugepage sizes ("2MB", "1GB") when the hugetlb controller exists; undefined: it does not. */
+  hugepageSizes?: string[];
+  /** skiffd's own oom_score_adj: the lowest score it can give without CAP_SYS_RESOURCE. */
+  minOomScoreAdj?: number;
+}
+
 export interface ContainerSpecInput {
   /** 64-hex container id. */
   id: string;
@@ -72,6 +84,8 @@ export interface ContainerSpecInput {
   cgroupsPath: string;
   /** cgroup v2 (unified): the container gets a private cgroup namespace. */
   cgroupV2: boolean;
+  /** The host's cgroup facts for resources; absent: cgroupV2 alone, no swap or hugetlb, no clamp. */
+  resourceHost?: ResourceHost;
   /** stat(2) of a CRI device's host path; undefined when missing or not a device node. */
   statDevice(path: string): DeviceInfo | undefined;
   /** Whether a CRI mount's host path exists (see hostPathsToCreate). */
