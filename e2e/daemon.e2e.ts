@@ -59,10 +59,10 @@ describe('skiffd lifecycle', () => {
   });
 
   test('an rpc a later issue implements answers UNIMPLEMENTED with a message', async () => {
-    await assert.rejects(d.client.containerStats({ container_id: 'a'.repeat(64) }), (err: unknown) => {
+    await assert.rejects(d.client.checkpointContainer({ container_id: 'a'.repeat(64), location: '/tmp/x.tar' }), (err: unknown) => {
       const e = err as ServiceError;
       assert.equal(e.code, GrpcStatus.UNIMPLEMENTED);
-      assert.match(e.details, /RuntimeService\.ContainerStats is not implemented by skiff yet/);
+      assert.match(e.details, /RuntimeService\.CheckpointContainer is not implemented by skiff yet/);
       return true;
     });
   });
