@@ -15,6 +15,7 @@ import { digestHex, sha256Digest } from './digest.js';
 import { MediaType } from './oci.js';
 import { computeChainIDs } from './manifest.js';
 import { pathOf, registryHandler, serve, type FakeImage, type RecordedRequest, type TestServer } from './registry/test-server.js';
+import type { PullEnd } from './pull.js';
 import { ImageService } from './service.js';
 import { makeTar } from './unpack/tar-fixture.test-helper.js';
 
@@ -83,7 +84,7 @@ async function withWorld(
   handler: (fake: FakeImage) => (req: RecordedRequest, res: http.ServerResponse) => void | Promise<void>,
   fake: FakeImage,
   fn: (w: World) => Promise<void>,
-  opts: { progressTimeoutMs?: number; registryRetries?: number } = {},
+  opts: { progressTimeoutMs?: number; registryRetries?: number; onPullEnd?: (end: PullEnd) => void } = {},
 ): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'skiff-pull-'));
   const server = await serve(handler(fake));
@@ -94,6 +95,7 @@ async function withWorld(
       progressTimeoutMs: opts.progressTimeoutMs ?? 0,
       maxConcurrentDownloads: 3,
       registryRetries: opts.registryRetries ?? 0,
+      ...(opts.onPullEnd ? { onPullEnd: opts.onPullEnd } : {}),
     });
     await fn({ svc, server, root, ref: (tag) => `${server.host}/app:${tag}` });
   } finally {
@@ -215,6 +217,30 @@ test('two concurrent pulls of one image download each layer once', async () => {
     for (const l of layers) assert.equal(blobRequests(w.server, l.digest).length, 1, `requests for ${l.digest}`);
     assert.equal(blobRequests(w.server, img.configDigest).length, 1);
   });
+});
+
+test('the end of each pull is told once, with the bytes fetched, however many callers shared it', async () => {
+  const fake = emptyFake();
+  const layers = [await layer('a', { f: randomBytes(16 * 1024) })];
+  addImage(fake, 'v1', layers);
+  const ends: PullEnd[] = [];
+  await withWorld(
+    registryHandler,
+    fake,
+    async (w) => {
+      await Promise.all([w.svc.pull(w.ref('v1'), undefined, live()), w.svc.pull(w.ref('v1'), undefined, live())]);
+      assert.equal(ends.length, 1);
+      assert.equal(ends[0].ok, true);
+      assert.equal(ends[0].bytes, layers[0].blob.length);
+      assert.ok(ends[0].seconds >= 0);
+      await assert.rejects(w.svc.pull(w.ref('missing'), undefined, live()));
+      assert.deepEqual(
+        ends.slice(1).map((e) => [e.ok, e.bytes]),
+        [[false, 0]],
+      );
+    },
+    { onPullEnd: (e) => ends.push(e) },
+  );
 });
 
 test('two images sharing a layer, pulled together, download it once', async () => {

@@ -43,6 +43,15 @@ export interface PullerDeps {
   retries: number;
   /** Called after a failed pull with what it touched, to drop what no image uses. */
   collect: (touched: Touched) => Promise<void>;
+  /** Told of the end of each pull (once per download, however many callers shared it): metrics. */
+  onPullEnd?: (end: PullEnd) => void;
+}
+
+export interface PullEnd {
+  ok: boolean;
+  seconds: number;
+  /** Compressed bytes fetched from the registry (what a failed pull got is not counted). */
+  bytes: number;
 }
 
 export interface Touched {
@@ -106,10 +115,12 @@ export class Puller {
         return rec;
       });
       log.info({ image: name, id: image.id, bytes: fetched.bytesFetched, ms: Date.now() - started }, 'pulled image');
+      this.deps.onPullEnd?.({ ok: true, seconds: (Date.now() - started) / 1000, bytes: fetched.bytesFetched });
       return { image, bytesFetched: fetched.bytesFetched };
     } catch (err) {
       const error = signal.aborted ? abortReason(signal) : err;
       log.warn({ image: name, err: error }, 'pull failed');
+      this.deps.onPullEnd?.({ ok: false, seconds: (Date.now() - started) / 1000, bytes: 0 });
       lease.release();
       if (!resumable(error)) await this.deps.collect(touched).catch((e: unknown) => log.error({ err: e }, 'cleanup after failed pull'));
       throw error;

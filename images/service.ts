@@ -13,7 +13,7 @@ import { Leases, collect, type GcResult } from './gc.js';
 import { ImageStore, type ImageRecord } from './image-store.js';
 import type { Platform } from './oci.js';
 import { defaultPlatform } from './platform.js';
-import { Puller, type PullResult } from './pull.js';
+import { Puller, type PullEnd, type PullResult } from './pull.js';
 import { formatReference, parseReference, repository, withDefaultTag, type Reference } from './reference.js';
 import type { Credentials } from './registry/auth.js';
 import { RegistryClient } from './registry/client.js';
@@ -33,6 +33,8 @@ export interface ImageServiceOptions {
   userAgent?: string;
   /** Sweep unreferenced content at open (default). The daemon defers it until pods have said which snapshots their containers use. */
   gcAtOpen?: boolean;
+  /** Told of the end of each pull (the daemon feeds its metrics with it). */
+  onPullEnd?: (end: PullEnd) => void;
 }
 
 export interface FsInfo {
@@ -78,6 +80,7 @@ export class ImageService {
         await collect(this.stores(), { only: touched });
         this.usage = undefined;
       },
+      ...(opts.onPullEnd ? { onPullEnd: opts.onPullEnd } : {}),
     });
   }
 
