@@ -4,12 +4,14 @@ import { benchImages } from './images.js';
 import { benchNetwork } from './network.js';
 import { benchPods } from './pods.js';
 import { benchStreaming } from './streaming.js';
+import { benchStatsMetrics } from './stats-metrics.js';
 
 const sections: [key: string, title: string, run: () => Promise<string>][] = [
   ['images', 'images: pull + unpack', benchImages],
   ['pods', 'pods: rpc latency, pod to running, ExecSync, PSS per pod', benchPods],
   ['network', 'network: pod network setup and teardown, built-in vs CNI', benchNetwork],
   ['streaming', 'streaming: exec round trip, port-forward throughput', benchStreaming],
+  ['stats', 'stats: ListContainerStats and a /metrics scrape with 100 running containers', benchStatsMetrics],
 ];
 
 const wanted = (process.env.SKIFF_BENCH_SECTIONS ?? '')

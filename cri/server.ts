@@ -30,6 +30,11 @@ import { listContainers, streamContainers } from './runtime/container-list.js';
 import { execSync } from './runtime/container-exec-sync.js';
 import { reopenContainerLog } from './runtime/container-reopen-log.js';
 import { getContainerEvents } from './runtime/container-events.js';
+import { updateContainerResources } from './runtime/container-update.js';
+import { updatePodSandboxResources } from './runtime/sandbox-update.js';
+import { containerStats, listContainerStats, streamContainerStats } from './runtime/container-stats.js';
+import { listPodSandboxStats, podSandboxStats, streamPodSandboxStats } from './runtime/sandbox-stats.js';
+import { listMetricDescriptors, listPodSandboxMetrics, streamPodSandboxMetrics } from './runtime/sandbox-metrics.js';
 
 /** kubelet sends and accepts up to 16 MiB per message. */
 export const MAX_MESSAGE_BYTES = 16 << 20;
@@ -117,6 +122,17 @@ export function createCriServer(deps: CriServerDeps): grpc.Server {
             }
           : {}),
         ReopenContainerLog: u(reopenContainerLog(deps.pods)),
+        UpdateContainerResources: u(updateContainerResources(deps.pods)),
+        UpdatePodSandboxResources: u(updatePodSandboxResources(deps.pods)),
+        ContainerStats: u(containerStats(deps.pods)),
+        ListContainerStats: u(listContainerStats(deps.pods)),
+        StreamContainerStats: s(streamContainerStats(deps.pods)),
+        PodSandboxStats: u(podSandboxStats(deps.pods)),
+        ListPodSandboxStats: u(listPodSandboxStats(deps.pods)),
+        StreamPodSandboxStats: s(streamPodSandboxStats(deps.pods)),
+        ListMetricDescriptors: u(listMetricDescriptors()),
+        ListPodSandboxMetrics: u(listPodSandboxMetrics(deps.pods)),
+        StreamPodSandboxMetrics: s(streamPodSandboxMetrics(deps.pods)),
         GetContainerEvents: s(getContainerEvents(deps.pods)),
       },
       opts,

@@ -85,13 +85,26 @@ test('a TOML document overrides defaults field by field', () => {
   assert.ok(rt.runtime.handlers.runc, 'the built-in handlers stay');
 });
 
+test('cgroup_driver = "systemd" is accepted (slice naming, paths handed to the runtime)', () => {
+  assert.equal(applyToml(defaultConfig(), { cgroup_driver: 'systemd' }, 'test').cgroupDriver, 'systemd');
+  assert.equal(applyToml(defaultConfig(), { cgroup_driver: 'cgroupfs' }, 'test').cgroupDriver, 'cgroupfs');
+});
+
+test('[metrics] address: host:port, or "off" / "" to serve no /metrics', () => {
+  assert.equal(defaultConfig().metrics.address, '127.0.0.1:9105');
+  assert.equal(applyToml(defaultConfig(), { metrics: { address: '0.0.0.0:9200' } }, 'm.toml').metrics.address, '0.0.0.0:9200');
+  assert.equal(applyToml(defaultConfig(), { metrics: { address: '[::1]:0' } }, 'm.toml').metrics.address, '[::1]:0');
+  assert.equal(applyToml(defaultConfig(), { metrics: { address: 'off' } }, 'm.toml').metrics.address, '');
+  assert.equal(applyToml(defaultConfig(), { metrics: { address: '' } }, 'm.toml').metrics.address, '');
+  assert.equal(applyToml(defaultConfig(), { metrics: {} }, 'm.toml').metrics.address, '127.0.0.1:9105');
+});
+
 test('bad config values are refused with the key named', () => {
   const rows: [Record<string, unknown>, RegExp][] = [
     [{ sockett: '/x' }, /sockett: unknown option/],
     [{ root: 'relative' }, /root: must be an absolute path/],
     [{ log_level: 'loud' }, /log_level: must be one of/],
-    [{ cgroup_driver: 'both' }, /cgroup_driver: must be "cgroupfs"/],
-    [{ cgroup_driver: 'systemd' }, /cgroup_driver: the systemd driver .* is not implemented yet/],
+    [{ cgroup_driver: 'both' }, /cgroup_driver: must be one of cgroupfs, systemd, got "both"/],
     [{ images: { max_concurrent_downloads: 0 } }, /images.max_concurrent_downloads/],
     [{ images: { pull_progress_timeout: 'soon' } }, /images.pull_progress_timeout: invalid duration/],
     [{ images: { pull_progress_timeout: '-1s' } }, /images.pull_progress_timeout: must not be negative/],
@@ -119,6 +132,11 @@ test('bad config values are refused with the key named', () => {
     [{ streaming: { token_ttl: '0s' } }, /streaming.token_ttl: must be above zero/],
     [{ streaming: { token_ttl: 'soon' } }, /streaming.token_ttl/],
     [{ streaming: { stream_idle_timeout: '-1s' } }, /streaming.stream_idle_timeout/],
+    [{ metrics: { address: 'localhost' } }, /metrics.address: "localhost" is not host:port, "" or "off"/],
+    [{ metrics: { address: ':9105' } }, /metrics.address: ":9105" is not host:port/],
+    [{ metrics: { address: '127.0.0.1:70000' } }, /metrics.address/],
+    [{ metrics: { address: 9105 } }, /metrics.address: 9105 is not host:port/],
+    [{ metrics: { port: 9105 } }, /metrics.port: unknown option/],
   ];
   for (const [doc, re] of rows) {
     assert.throws(

@@ -43,6 +43,10 @@ export interface DaemonConfig {
     /** A SPDY session with no frame for this long is closed (containerd's stream_idle_timeout: 4 h). */
     idleTimeoutMs: number;
   };
+  metrics: {
+    /** host:port of the Prometheus /metrics endpoint (port 0: any free one); "" when off. */
+    address: string;
+  };
   registry: {
     /** Registry domain → mirror endpoint URLs tried first, in order. */
     mirrors: Record<string, string[]>;
@@ -76,6 +80,8 @@ export function defaultConfig(): DaemonConfig {
     },
     // Loopback, as kubelet's own streaming server defaults to: kubelet proxies to it.
     streaming: { address: '127.0.0.1:0', tokenTtlMs: 60_000, idleTimeoutMs: 4 * 3600_000 },
+    // Loopback, on a port that neither kubelet (10248, 10250, 10255) nor containerd's usual 1338 takes.
+    metrics: { address: '127.0.0.1:9105' },
     registry: { mirrors: {}, insecure: [], retries: 3 },
   };
 }
@@ -176,18 +182,14 @@ class ConfigReader {
 export function applyToml(base: DaemonConfig, doc: Table, source: string): DaemonConfig {
   const r = new ConfigReader(source);
   const cfg = structuredClone(base);
-  r.only(doc, '', ['socket', 'root', 'state', 'log_level', 'cgroup_driver', 'images', 'runtime', 'network', 'streaming', 'registry']);
+  r.only(doc, '', ['socket', 'root', 'state', 'log_level', 'cgroup_driver', 'images', 'runtime', 'network', 'streaming', 'metrics', 'registry']);
   cfg.socket = r.absPath(doc, 'socket') ?? cfg.socket;
   cfg.root = r.absPath(doc, 'root') ?? cfg.root;
   cfg.state = r.absPath(doc, 'state') ?? cfg.state;
   const level = r.string(doc, 'log_level');
   if (level !== undefined) cfg.logLevel = checkLevel(level, (why) => r.fail('log_level', why));
-  const driver = r.string(doc, 'cgroup_driver');
-  if (driver !== undefined) {
-    if (driver === 'systemd') r.fail('cgroup_driver', 'the systemd driver (slice names) is not implemented yet; use "cgroupfs" and run kubelet with --cgroup-driver=cgroupfs');
-    if (driver !== 'cgroupfs') r.fail('cgroup_driver', `must be "cgroupfs", got "${driver}"`);
-    cfg.cgroupDriver = driver as 'cgroupfs' | 'systemd';
-  }
+  // systemd: slice and scope names (pod/cgroups/naming.ts), handed to the runtime as paths.
+  cfg.cgroupDriver = r.oneOf(doc, 'cgroup_driver', 'cgroup_driver', ['cgroupfs', 'systemd'] as const) ?? cfg.cgroupDriver;
   const images = r.table(doc, 'images');
   if (images) {
     r.only(images, 'images.', ['max_concurrent_downloads', 'pull_progress_timeout']);
@@ -255,6 +257,17 @@ export function applyToml(base: DaemonConfig, doc: Table, source: string): Daemo
     if (ttl === 0) r.fail('streaming.token_ttl', 'must be above zero: a URL that expires at once is of no use');
     cfg.streaming.tokenTtlMs = ttl ?? cfg.streaming.tokenTtlMs;
     cfg.streaming.idleTimeoutMs = r.duration(streaming, 'stream_idle_timeout', 'streaming.stream_idle_timeout') ?? cfg.streaming.idleTimeoutMs;
+  }
+  const metrics = r.table(doc, 'metrics');
+  if (metrics) {
+    r.only(metrics, 'metrics.', ['address']);
+    const address = metrics.address;
+    if (address === '' || address === 'off') cfg.metrics.address = '';
+    else if (address !== undefined) {
+      const m = typeof address === 'string' ? /^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(address) : null;
+      if (!m || Number(m[2]) > 65535) r.fail('metrics.address', `${JSON.stringify(address)} is not host:port, "" or "off"`);
+      cfg.metrics.address = address as string;
+    }
   }
   const registry = r.table(doc, 'registry');
   if (registry) {

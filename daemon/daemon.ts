@@ -18,6 +18,9 @@ import { nativeBinary } from '../native/native.js';
 import { join } from 'node:path';
 import type { DaemonConfig } from './config.js';
 import { claimSocket, lockDir, type Held } from './exclusive.js';
+import { createMetrics } from '../metrics/registry.js';
+import { MetricsServer } from '../metrics/server.js';
+import { podSampleSource, podStateSource } from './metrics-sources.js';
 
 const log = logger('daemon');
 
@@ -28,6 +31,7 @@ export class Daemon {
   images: ImageService | undefined;
   pods: PodService | undefined;
   streaming: StreamingServer | undefined;
+  metrics: MetricsServer | undefined;
 
   constructor(readonly config: DaemonConfig) {}
 
@@ -39,6 +43,8 @@ export class Daemon {
       this.held.push(await lockDir(cfg.state, 'state dir', undefined));
       const socketState = await claimSocket(cfg.socket);
       if (socketState === 'replaced-stale') log.warn({ socket: cfg.socket }, 'replaced a stale socket left by an earlier skiffd');
+      // Made first, so that image pulls and CRI calls are counted; its sources read the pod service once it is open.
+      const metrics = cfg.metrics.address ? createMetrics({ samples: podSampleSource(() => this.pods), states: podStateSource(() => this.pods) }) : undefined;
       const images = await ImageService.open({
         root: cfg.root,
         hosts: { mirrors: cfg.registry.mirrors, insecure: cfg.registry.insecure },
@@ -47,6 +53,7 @@ export class Daemon {
         registryRetries: cfg.registry.retries,
         userAgent: `skiff/${skiffVersion()}`,
         gcAtOpen: false,
+        ...(metrics ? { onPullEnd: (end) => metrics.runtime.onPull(end) } : {}),
       });
       this.images = images;
       const cgroups = await hostCgroupLayout();
@@ -70,6 +77,7 @@ export class Daemon {
         defaultHandler: cfg.runtime.defaultHandler,
         native: { ns, pause: nativeBinary('skiff-pause'), monitor: nativeBinary('skiff-monitor') },
         cgroups,
+        cgroupDriver: cfg.cgroupDriver,
       });
       this.pods = pods;
       const streaming = new StreamingServer(new PodStreamingBackend(pods), {
@@ -83,6 +91,10 @@ export class Daemon {
       await streaming.start();
       this.streaming = streaming;
       log.info({ url: streaming.url }, 'streaming server listening');
+      if (metrics) {
+        this.metrics = new MetricsServer(metrics, cfg.metrics.address);
+        await this.metrics.start();
+      }
       // Only now does image GC know which snapshots running containers still have mounted.
       await images.gc();
       this.server = createCriServer({
@@ -91,6 +103,7 @@ export class Daemon {
         cgroupDriver: () => cfg.cgroupDriver,
         isReady: () => this.ready,
         streaming,
+        ...(metrics ? { observer: metrics.runtime } : {}),
         status: {
           config: () => cfg,
           runtimeReady: () => ({ ready: this.ready, reason: 'Starting', message: 'skiffd is starting' }),
@@ -130,6 +143,8 @@ export class Daemon {
     }
     await this.streaming?.stop();
     this.streaming = undefined;
+    await this.metrics?.stop();
+    this.metrics = undefined;
     for (const h of this.held.splice(0)) h.release();
   }
 }

@@ -10,9 +10,13 @@ import { Containers } from './containers.js';
 import { PodContext, type NativeHelpers } from './context.js';
 import { CONTAINER_RECORD_VERSION, SANDBOX_RECORD_VERSION, nowNanos, type ContainerRecord, type SandboxRecord } from './records.js';
 import { recover, type RecoveryReport } from './recover.js';
+import { updateSandboxResources } from './resources-update.js';
+import { SkiffError } from '../common/errors.js';
 import type { CgroupLayout } from './runtime/cgroup-layout.js';
+import type { CgroupDriver } from './cgroups/naming.js';
 import { OciRuntime, type RuntimeHandlerConfig } from './runtime/oci.js';
 import { Sandboxes } from './sandboxes.js';
+import { PodStats, contextSources } from './stats/sampler.js';
 import { NameRegistry } from './store/names.js';
 import { RecordStore } from './store/record-store.js';
 
@@ -27,12 +31,16 @@ export interface PodServiceOptions {
   defaultHandler: string;
   native: NativeHelpers;
   cgroups: CgroupLayout;
+  /** cgroupfs unless given. */
+  cgroupDriver?: CgroupDriver;
 }
 
 export class PodService {
   readonly ctx: PodContext;
   readonly sandboxes: Sandboxes;
   readonly containers: Containers;
+  /** The stats sampler: the CRI stats rpcs and /metrics read it. */
+  readonly stats: PodStats;
   recovery: RecoveryReport | undefined;
 
   private constructor(opts: PodServiceOptions) {
@@ -49,9 +57,11 @@ export class PodService {
       opts.cgroups,
       opts.images,
       opts.network,
+      opts.cgroupDriver ?? 'cgroupfs',
     );
     this.sandboxes = new Sandboxes(this.ctx);
     this.containers = new Containers(this.ctx, this.sandboxes);
+    this.stats = new PodStats(contextSources(this.ctx));
   }
 
   static async open(opts: PodServiceOptions): Promise<PodService> {
@@ -85,6 +95,13 @@ export class PodService {
       this.ctx.emit({ type: 'CONTAINER_STOPPED_EVENT', containerId: rec.id, sandboxId: rec.id, createdAt: nowNanos() });
     }
     log.info({ sandbox: rec.id }, 'sandbox stopped');
+  }
+
+  /** UpdatePodSandboxResources: checked and recorded (pod/resources-update.ts). Unknown: NOT_FOUND. */
+  async updateSandboxResources(idOrPrefix: string, overhead: v1.LinuxContainerResources__Output | null, resources: v1.LinuxContainerResources__Output | null): Promise<void> {
+    const found = this.sandboxes.find(idOrPrefix);
+    if (!found) throw new SkiffError('SKIFF_NOT_FOUND', `sandbox "${idOrPrefix}" not found`);
+    await this.ctx.sandboxLocks.read(found.id, () => updateSandboxResources(this.ctx, found, overhead, resources));
   }
 
   /** RemovePodSandbox: stops it if needed, removes its containers and everything else. Unknown: done. */

@@ -34,6 +34,9 @@ import { logsCommand } from './commands/logs.js';
 import { execCommand, ExitStatus } from './commands/exec.js';
 import { attachCommand } from './commands/attach.js';
 import { portForwardCommand } from './commands/port-forward.js';
+import { statsCommand } from './commands/stats.js';
+import { statspCommand } from './commands/statsp.js';
+import { updateCommand } from './commands/update.js';
 
 export const COMMANDS: readonly Command[] = [
   versionCommand,
@@ -58,6 +61,9 @@ export const COMMANDS: readonly Command[] = [
   execCommand,
   attachCommand,
   portForwardCommand,
+  statsCommand,
+  statspCommand,
+  updateCommand,
 ];
 
 /** Where output goes: text from most commands, bytes from a remote command (exec, attach). */

@@ -74,9 +74,11 @@ export class TestDaemon {
     const network = opts.toml?.includes('[network]')
       ? ''
       : ['[network]', 'mode = "builtin"', `bridge = "${d.bridge}"`, `subnets = ["${d.subnet}"]`, `cni_conf_dir = ${JSON.stringify(join(dir, 'cni'))}`].join('\n');
+    // /metrics on a free port, never the default 9105 that a node's own skiffd may hold.
+    const metrics = opts.toml?.includes('[metrics]') ? '' : '[metrics]\naddress = "127.0.0.1:0"';
     await writeFile(
       d.configFile,
-      [`socket = ${JSON.stringify(d.socket)}`, `root = ${JSON.stringify(d.root)}`, `state = ${JSON.stringify(d.state)}`, 'log_level = "debug"', opts.toml ?? '', network].join(
+      [`socket = ${JSON.stringify(d.socket)}`, `root = ${JSON.stringify(d.root)}`, `state = ${JSON.stringify(d.state)}`, 'log_level = "debug"', opts.toml ?? '', network, metrics].join(
         '\n',
       ) + '\n',
     );
