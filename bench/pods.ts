@@ -345,21 +345,20 @@ async function cgroupAttach(cgroupParent: string): Promise<number[] | undefined>
   return out;
 }
 
-export async function benchPods(): Promise<string> {
-  const notes: string[] = [];
-  const results: Result[] = [];
-  const load = [loadavg()[0]];
+/**
+ * Runs `measure` in a bench world: a registry with busybox pushed, a log dir and a cgroup parent of
+ * the bench's own, all removed afterwards; cgroups the runtimes left under the parent are noted.
+ * When `measure` fails the report is lost, so what cleanup noted goes to stderr.
+ */
+export async function inBenchWorld<T>(name: string, notes: string[], measure: (w: World, reg: TestRegistry) => Promise<T>): Promise<T> {
   const cgroupParent = `/skiff-bench-${randomBytes(4).toString('hex')}`;
-  const logDir = await mkdtemp(join(tmpdir(), 'skiff-bench-logs-'));
+  const logDir = await mkdtemp(join(tmpdir(), `skiff-bench-${name}-`));
   let failed = false;
   try {
     const reg = await startRegistry();
     try {
       const image = (await pushImage(reg, 'bench/busybox', '1', { layers: [await busyboxLayer('gzip')], format: 'docker' })).ref;
-      const w: World = { image, logDir, cgroupParent };
-      results.push(...(await measureSkiff(w, reg.host)));
-      const peer = await measureContainerd(w, reg, notes);
-      if (peer) results.push(peer);
+      return await measure({ image, logDir, cgroupParent }, reg);
     } finally {
       await reg.stop();
     }
@@ -370,15 +369,26 @@ export async function benchPods(): Promise<string> {
     await rm(logDir, { recursive: true, force: true });
     const left = await removeCgroupParent(cgroupParent);
     if (left.length > 0) notes.push(`removed cgroups the runtimes left behind: ${left.join(', ')}`);
-    // The report is lost with a failure; what cleanup found is not.
     if (failed && notes.length > 0) process.stderr.write(notes.join('\n') + '\n');
   }
+}
+
+export async function benchPods(): Promise<string> {
+  const notes: string[] = [];
+  const results: Result[] = [];
+  const load = [loadavg()[0]];
+  await inBenchWorld('logs', notes, async (w, reg) => {
+    results.push(...(await measureSkiff(w, reg.host)));
+    const peer = await measureContainerd(w, reg, notes);
+    if (peer) results.push(peer);
+  });
   load.push(loadavg()[0]);
-  const attach = await cgroupAttach(cgroupParent).catch((err: unknown) => {
+  const attachParent = `/skiff-bench-${randomBytes(4).toString('hex')}`;
+  const attach = await cgroupAttach(attachParent).catch((err: unknown) => {
     notes.push(`cgroup migration cost not measured: ${(err as Error).message}`);
     return undefined;
   });
-  await removeCgroupParent(cgroupParent);
+  await removeCgroupParent(attachParent);
 
   const out = [
     `busybox "sleep 3600" in each pod; pid namespace shared by the pod; StopContainer timeout ${STOP_TIMEOUT_S} s (sleep dies on SIGTERM).`,

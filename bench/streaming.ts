@@ -11,9 +11,7 @@
 // as kubectl does.
 import { randomBytes } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { TestContext } from 'node:test';
 import { WebSocket, type RawData } from 'ws';
@@ -21,12 +19,10 @@ import type { CriClient } from '../cri/client/client.js';
 import { readAll, spdyDial } from '../cri/streaming/fake-backend.js';
 import { stOpen } from '../cri/streaming/spdy/peer.js';
 import { TestDaemon } from '../e2e/harness/daemon.js';
-import { busyboxLayer } from '../e2e/harness/layer.js';
 import { freePort } from '../e2e/harness/process.js';
-import { pushImage } from '../e2e/harness/push.js';
-import { startRegistry, type TestRegistry } from '../e2e/harness/registry.js';
+import type { TestRegistry } from '../e2e/harness/registry.js';
 import { pushPauseImage, startContainerdCri } from './containerd-cri.js';
-import { exists, podConfig, removeCgroupParent, removePods, slug, type Target, type World } from './pods.js';
+import { exists, inBenchWorld, podConfig, removePods, slug, type Target, type World } from './pods.js';
 import { MiB, percentile, table } from './stats.js';
 
 // Not SKIFF_BENCH_EXECS: the pods section reads that one as execs per pod.
@@ -459,30 +455,11 @@ export async function benchStreaming(): Promise<string> {
   const results: Figures[] = [];
   const load = [loadavg()[0]];
   const bytes = Math.round(FORWARD_MIB * MiB);
-  const cgroupParent = `/skiff-bench-${randomBytes(4).toString('hex')}`;
-  const logDir = await mkdtemp(join(tmpdir(), 'skiff-bench-streaming-'));
-  let failed = false;
-  try {
-    const reg = await startRegistry();
-    try {
-      const image = (await pushImage(reg, 'bench/busybox', '1', { layers: [await busyboxLayer('gzip')], format: 'docker' })).ref;
-      const w: World = { image, logDir, cgroupParent };
-      results.push(await measureSkiff(w, reg.host, bytes));
-      const peer = await measureContainerd(w, reg, bytes, notes);
-      if (peer) results.push(peer);
-    } finally {
-      await reg.stop();
-    }
-  } catch (err) {
-    failed = true;
-    throw err;
-  } finally {
-    await rm(logDir, { recursive: true, force: true });
-    const left = await removeCgroupParent(cgroupParent);
-    if (left.length > 0) notes.push(`removed cgroups the runtimes left behind: ${left.join(', ')}`);
-    // The report is lost with a failure; what cleanup found is not.
-    if (failed && notes.length > 0) process.stderr.write(notes.join('\n') + '\n');
-  }
+  await inBenchWorld('streaming', notes, async (w, reg) => {
+    results.push(await measureSkiff(w, reg.host, bytes));
+    const peer = await measureContainerd(w, reg, bytes, notes);
+    if (peer) results.push(peer);
+  });
   load.push(loadavg()[0]);
   return [report(results, bytes, load), ...results.flatMap((r) => r.notes), ...notes].join('\n');
 }
