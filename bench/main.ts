@@ -3,6 +3,7 @@
 import { benchImages } from './images.js';
 import { benchNetwork } from './network.js';
 import { benchPods } from './pods.js';
+import { benchSecurity } from './security.js';
 import { benchStreaming } from './streaming.js';
 import { benchStatsMetrics } from './stats-metrics.js';
 
@@ -12,6 +13,7 @@ const sections: [key: string, title: string, run: () => Promise<string>][] = [
   ['network', 'network: pod network setup and teardown, built-in vs CNI', benchNetwork],
   ['streaming', 'streaming: exec round trip, port-forward throughput', benchStreaming],
   ['stats', 'stats: ListContainerStats and a /metrics scrape with 100 running containers', benchStatsMetrics],
+  ['seccomp', 'seccomp: the default profile\'s cost per CreateContainer + StartContainer', benchSecurity],
 ];
 
 const wanted = (process.env.SKIFF_BENCH_SECTIONS ?? '')

@@ -4,7 +4,8 @@
 import { accessSync, constants } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-export type NativeBinaryName = 'skiff-pause' | 'skiff-ns' | 'skiff-monitor';
+/** skiff-probe is test support only (e2e binds it into containers). */
+export type NativeBinaryName = 'skiff-pause' | 'skiff-ns' | 'skiff-monitor' | 'skiff-probe';
 
 const buildDir = fileURLToPath(new URL('../../native/build/', import.meta.url));
 const found = new Set<NativeBinaryName>();
