@@ -47,6 +47,12 @@ test('ContainerStatus of a container whose image is gone (or untagged) keeps wha
   assert.equal(untagged.image_ref, 'sha256:' + 'a'.repeat(64));
 });
 
+test('ContainerStatus.user reports the recorded process identity (containerd toCRIContainerUser); absent without one', () => {
+  const s = toContainerStatus(view({ user: { uid: 1000, gid: 1000, supplementalGroups: [1000, 1234] } }));
+  assert.deepEqual(s.user, { linux: { uid: 1000, gid: 1000, supplemental_groups: [1000, 1234] } });
+  assert.equal(toContainerStatus(view()).user, undefined);
+});
+
 test('ContainerStatus of a running container reports no exit', () => {
   const s = toContainerStatus(view({ phase: 'running', state: 'CONTAINER_RUNNING' }));
   assert.deepEqual([s.exit_code, s.reason, s.finished_at], [0, '', '0']);

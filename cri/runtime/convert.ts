@@ -102,6 +102,8 @@ export function toContainerStatus(c: ContainerView, image?: ImageNames): v1.Cont
     stop_signal: (c.config.stop_signal ?? 'RUNTIME_DEFAULT'),
     // What the container's cgroup was given, at create or by the last UpdateContainerResources.
     ...(c.resources ? { resources: { linux: c.resources, windows: null } } : {}),
+    // The effective uid, gid and groups of its process, as containerd reports them from the spec.
+    ...(c.user ? { user: { linux: { uid: c.user.uid, gid: c.user.gid, supplemental_groups: [...c.user.supplementalGroups] } } } : {}),
   };
 }
 

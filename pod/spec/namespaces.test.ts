@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildContainerSpec } from './index.js';
 import { PAUSE_PID, specInput, throwsSkiff, type FixtureOptions } from './fixture.js';
-import { dotSysctlName } from './namespaces.js';
+import { dotSysctlName, sysctlProblem } from './namespaces.js';
 
 const build = (o: FixtureOptions) => buildContainerSpec(specInput(o));
 const ns = (o: FixtureOptions) => build(o).linux.namespaces;
@@ -75,6 +75,8 @@ test('hostname: the pod hostname in the pod UTS ns; none with host network', () 
 const sysctlRows: { name: string; sysctls: Record<string, string>; want: Record<string, string> | undefined }[] = [
   { name: 'none', sysctls: {}, want: undefined },
   { name: 'net and ipc sysctls pass', sysctls: { 'net.ipv4.ip_unprivileged_port_start': '0', 'kernel.shm_rmid_forced': '1', 'fs.mqueue.msg_max': '20' }, want: { 'net.ipv4.ip_unprivileged_port_start': '0', 'kernel.shm_rmid_forced': '1', 'fs.mqueue.msg_max': '20' } },
+  { name: 'kernel.domainname in the pod UTS namespace', sysctls: { 'kernel.domainname': 'example.test' }, want: { 'kernel.domainname': 'example.test' } },
+  { name: 'every IPC sysctl runc accepts', sysctls: { 'kernel.msgmax': '1', 'kernel.msgmnb': '1', 'kernel.msgmni': '1', 'kernel.sem': '1 2 3 4', 'kernel.shmall': '1', 'kernel.shmmax': '1', 'kernel.shmmni': '1' }, want: { 'kernel.msgmax': '1', 'kernel.msgmnb': '1', 'kernel.msgmni': '1', 'kernel.sem': '1 2 3 4', 'kernel.shmall': '1', 'kernel.shmmax': '1', 'kernel.shmmni': '1' } },
   { name: 'slash names become dotted', sysctls: { 'net/ipv4/conf/eth0.100/rp_filter': '1' }, want: { 'net.ipv4.conf.eth0/100.rp_filter': '1' } },
 ];
 
@@ -85,12 +87,25 @@ for (const r of sysctlRows) {
 const badSysctls: { name: string; o: FixtureOptions; message: RegExp }[] = [
   { name: 'a sysctl that is not namespaced', o: { sysctls: { 'kernel.panic': '1' } }, message: /sysctl "kernel.panic" is not namespaced/ },
   { name: 'a net sysctl with host network', o: { sysctls: { 'net.core.somaxconn': '1024' }, sandbox: { hostNetwork: true, netnsPath: undefined } }, message: /not allowed with host network/ },
+  { name: 'kernel.hostname, which conflicts with the pod hostname (runc)', o: { sysctls: { 'kernel.hostname': 'x' } }, message: /sysctl "kernel.hostname" is not allowed: it conflicts with the pod's hostname/ },
+  { name: 'kernel.shm_next_id, which kubelet\'s prefix lets through and runc refuses', o: { sysctls: { 'kernel.shm_next_id': '1' } }, message: /sysctl "kernel.shm_next_id" is not namespaced/ },
+  { name: 'a slash-named sysctl that is not namespaced, named dotted', o: { sysctls: { 'vm/swappiness': '1' } }, message: /sysctl "vm.swappiness" is not namespaced/ },
+  { name: 'kernel.domainname with host network', o: { sysctls: { 'kernel.domainname': 'x' }, sandbox: { hostNetwork: true, netnsPath: undefined } }, message: /"kernel.domainname" is not allowed with host network/ },
   { name: 'an IPC sysctl with host IPC', o: { sysctls: { 'kernel.msgmax': '1' }, sandbox: { hostIPC: true, shmPath: undefined } }, message: /not allowed with host IPC/ },
 ];
 
 for (const r of badSysctls) {
   test(`sysctls: ${r.name} is INVALID_ARGUMENT`, () => throwsSkiff(() => build(r.o), 'SKIFF_INVALID_ARGUMENT', r.message));
 }
+
+test('sysctlProblem: RunPodSandbox\'s check, by the pod\'s own namespaces', () => {
+  const pod = { hostNetwork: false, hostIPC: false };
+  assert.equal(sysctlProblem('net.ipv4.ip_unprivileged_port_start', pod), undefined);
+  assert.equal(sysctlProblem('fs.mqueue.msg_max', pod), undefined);
+  assert.match(sysctlProblem('kernel.panic', pod)!, /^sysctl "kernel.panic" is not namespaced/);
+  assert.match(sysctlProblem('fs.mqueue.msg_max', { hostNetwork: false, hostIPC: true })!, /not allowed with host IPC/);
+  assert.equal(sysctlProblem('kernel.shmmax', { hostNetwork: true, hostIPC: false }), undefined);
+});
 
 test('dotSysctlName keeps dotted names as they are', () => {
   assert.equal(dotSysctlName('net.ipv4.ip_forward'), 'net.ipv4.ip_forward');

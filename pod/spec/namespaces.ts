@@ -48,8 +48,13 @@ export const withHostname: SpecOption = (spec, input) => {
   if (!input.sandbox.hostNetwork && input.sandbox.hostname) spec.hostname = input.sandbox.hostname;
 };
 
+/**
+ * The IPC sysctls runc accepts (libcontainer/configs/validate sysctl; crun's list is the same).
+ * kubelet's namespaced list matches by prefix (kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*),
+ * which also lets through kernel.shm_next_id and kernel.msg_next_id: runc refuses those at create
+ * ("not in a separate kernel namespace"), so skiff refuses them up front.
+ */
 const IPC_SYSCTLS = new Set(['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced']);
-const UTS_SYSCTLS = new Set(['kernel.domainname', 'kernel.hostname']);
 
 /** Kubernetes accepts net/ipv4/ip_forward for net.ipv4.ip_forward: the first separator decides. */
 export function dotSysctlName(name: string): string {
@@ -59,20 +64,34 @@ export function dotSysctlName(name: string): string {
 }
 
 /**
- * sandboxConfig.linux.sysctls, checked as runc checks them: only namespaced sysctls, and only for
- * a namespace the pod owns (net.* needs the pod network, IPC ones the pod IPC).
+ * Why a pod sysctl cannot be set, or undefined when it can: only namespaced sysctls, and only in a
+ * namespace the pod owns (runc's rules): net.* needs the pod network; the IPC ones and fs.mqueue.*
+ * the pod IPC; kernel.domainname the pod UTS (which skiff gives a pod unless it is on the host
+ * network). kernel.hostname is refused as runc refuses it: it conflicts with the pod's hostname.
+ */
+export function sysctlProblem(raw: string, pod: { hostNetwork: boolean; hostIPC: boolean }): string | undefined {
+  const name = dotSysctlName(raw);
+  if (IPC_SYSCTLS.has(name) || name.startsWith('fs.mqueue.')) {
+    return pod.hostIPC ? `sysctl "${name}" is not allowed with host IPC` : undefined;
+  }
+  if (name.startsWith('net.')) return pod.hostNetwork ? `sysctl "${name}" is not allowed with host network` : undefined;
+  if (name === 'kernel.domainname') return pod.hostNetwork ? `sysctl "${name}" is not allowed with host network (the pod has the node's UTS namespace)` : undefined;
+  if (name === 'kernel.hostname') return `sysctl "${name}" is not allowed: it conflicts with the pod's hostname`;
+  return `sysctl "${name}" is not namespaced (allowed: net.*, kernel.shm{max,all,mni,_rmid_forced}, kernel.msg{max,mnb,mni}, kernel.sem, fs.mqueue.*, kernel.domainname)`;
+}
+
+/**
+ * sandboxConfig.linux.sysctls, checked by sysctlProblem (RunPodSandbox checked them already; a
+ * container checks again against the sandbox it joins). The OCI runtime writes them after joining
+ * the pod's namespaces, so each container applies them to the pod's net/ipc/uts namespaces.
  */
 export const withSysctls: SpecOption = (spec, input) => {
   const sysctls = input.sandboxConfig.linux?.sysctls ?? {};
   const out: Record<string, string> = {};
   for (const [raw, value] of Object.entries(sysctls)) {
-    const name = dotSysctlName(raw);
-    const ipc = IPC_SYSCTLS.has(name) || name.startsWith('fs.mqueue.');
-    const podNet = name.startsWith('net.') || UTS_SYSCTLS.has(name);
-    if (!ipc && !podNet) throw invalid(input, `sysctl "${name}" is not namespaced`);
-    if (ipc && input.sandbox.hostIPC) throw invalid(input, `sysctl "${name}" is not allowed with host IPC`);
-    if (podNet && input.sandbox.hostNetwork) throw invalid(input, `sysctl "${name}" is not allowed with host network`);
-    out[name] = value;
+    const problem = sysctlProblem(raw, input.sandbox);
+    if (problem) throw invalid(input, problem);
+    out[dotSysctlName(raw)] = value;
   }
   if (Object.keys(out).length) spec.linux.sysctl = out;
 };

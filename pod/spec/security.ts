@@ -31,40 +31,71 @@ export const DEFAULT_READONLY_PATHS: readonly string[] = ['/proc/bus', '/proc/fs
 
 const capOrder = new Map(ALL_CAPABILITIES.map((c, i) => [c, i]));
 
+type CapList = 'add' | 'drop' | 'ambient';
+const isAll = (c: string): boolean => c.toUpperCase() === 'ALL';
+
+/** CAP_-prefixed upper-case name; CRI sends "NET_ADMIN", CRI-O also takes "CAP_NET_ADMIN". */
+function capName(c: string, list: CapList, onUnknown: (name: string, list: CapList) => Error): string {
+  const up = c.toUpperCase();
+  const name = up.startsWith('CAP_') ? up : `CAP_${up}`;
+  if (!capOrder.has(name)) throw onUnknown(c, list);
+  return name;
+}
+
+const byKernelOrder = (caps: Iterable<string>): string[] => [...caps].sort((a, b) => capOrder.get(a)! - capOrder.get(b)!);
+
 /**
- * The capability set from CRI add/drop lists, applied like containerd: "ALL" in add gives every
- * capability, "ALL" in drop clears the set, then single adds, then single drops (so drop wins).
- * Names may come with or without CAP_, in any case; an unknown name is an error (CRI-O).
+ * The capability set from CRI add/drop lists, in containerd's order (internal/cri/opts
+ * spec_opts.go WithCapabilities): "ALL" in add (any case) gives every capability, then "ALL" in
+ * drop clears the set, then the single adds, then the single drops — so drop wins over add of
+ * the same name, and add ALL + drop X is all but X. Names may come with or without CAP_, in any
+ * case; an unknown name is an error (CRI-O; containerd would pass it on and the runtime fail).
  */
-export function capabilitySet(add: string[], drop: string[], onUnknown: (name: string, list: 'add' | 'drop') => Error): string[] {
-  const isAll = (c: string): boolean => c.toUpperCase() === 'ALL';
-  const norm = (c: string, list: 'add' | 'drop'): string => {
-    const up = c.toUpperCase();
-    const name = up.startsWith('CAP_') ? up : `CAP_${up}`;
-    if (!capOrder.has(name)) throw onUnknown(c, list);
-    return name;
-  };
+export function capabilitySet(add: string[], drop: string[], onUnknown: (name: string, list: CapList) => Error): string[] {
   let caps = new Set(DEFAULT_CAPABILITIES);
   if (add.some(isAll)) caps = new Set(ALL_CAPABILITIES);
   if (drop.some(isAll)) caps.clear();
-  for (const c of add) if (!isAll(c)) caps.add(norm(c, 'add'));
-  for (const c of drop) if (!isAll(c)) caps.delete(norm(c, 'drop'));
-  return [...caps].sort((a, b) => capOrder.get(a)! - capOrder.get(b)!);
+  for (const c of add) if (!isAll(c)) caps.add(capName(c, 'add', onUnknown));
+  for (const c of drop) if (!isAll(c)) caps.delete(capName(c, 'drop', onUnknown));
+  return byKernelOrder(caps);
 }
 
-/** Bounding, effective and permitted; never inheritable (CVE-2022-24769) nor ambient. */
+/**
+ * add_ambient_capabilities, checked. "ALL" is refused: an ambient set is a deliberate grant to a
+ * non-root process, never a wildcard (containerd's draft skips it silently).
+ */
+export function ambientSet(ambient: string[], onUnknown: (name: string, list: CapList) => Error, onAll: () => Error): string[] {
+  if (ambient.some(isAll)) throw onAll();
+  return byKernelOrder(new Set(ambient.map((c) => capName(c, 'ambient', onUnknown))));
+}
+
+/**
+ * Bounding, effective and permitted from add/drop (privileged: all); inheritable only what is
+ * ambient. CVE-2022-24769 (moby GHSA-2mm7-x5h6-5pvq, containerd 1.6.2): a non-empty default
+ * inheritable set let execve of a file with inheritable file capabilities hand a non-root process
+ * permitted capabilities, so containerd, CRI-O and runc's spec default to an empty one. Ambient
+ * capabilities (KEP-2763) are the one deliberate exception: the kernel keeps a capability in the
+ * ambient set only while it is both permitted and inheritable (capabilities(7); PR_CAP_AMBIENT_RAISE
+ * is EPERM otherwise, and runc/crun fail the container), so each requested ambient capability is
+ * added to all five sets — an explicit grant, which wins over a drop of the same name, as the KEP
+ * says ("adding a capability to the ambient set will also add it to the permitted and inheritable
+ * set"). A non-root process execs with permitted = effective = its ambient set.
+ */
 export const withCapabilities: SpecOption = (spec, input) => {
   const c = securityContext(input)?.capabilities;
-  let caps = isPrivileged(input)
-    ? [...ALL_CAPABILITIES]
-    : capabilitySet(c?.add_capabilities ?? [], c?.drop_capabilities ?? [], (name, list) => invalid(input, `unknown capability "${name}" to ${list}`));
+  const unknown = (name: string, list: CapList): Error => invalid(input, `unknown capability "${name}" to ${list}`);
+  let caps = isPrivileged(input) ? [...ALL_CAPABILITIES] : capabilitySet(c?.add_capabilities ?? [], c?.drop_capabilities ?? [], unknown);
+  let ambient = ambientSet(c?.add_ambient_capabilities ?? [], unknown, () => invalid(input, '"ALL" is not allowed in add_ambient_capabilities: name each capability'));
+  if (ambient.length) caps = byKernelOrder(new Set([...caps, ...ambient]));
   // "All" means all that skiffd itself holds (containerd's WithAllCurrentCapabilities): the runtime
   // cannot grant a capability outside its own bounding set, and would fail the container.
   if (input.hostCapabilities) {
     const held = new Set(input.hostCapabilities);
     caps = caps.filter((cap) => held.has(cap));
+    ambient = ambient.filter((cap) => held.has(cap));
   }
   spec.process.capabilities = { bounding: caps, effective: [...caps], permitted: [...caps] };
+  if (ambient.length) Object.assign(spec.process.capabilities, { inheritable: [...ambient], ambient: [...ambient] });
 };
 
 /** Capability names of a CapBnd/CapEff mask from /proc/PID/status (bit n = capability n). */
@@ -82,12 +113,28 @@ export const withReadonlyRootfs: SpecOption = (spec, input) => {
   spec.root.readonly = securityContext(input)?.readonly_rootfs === true;
 };
 
-/** The CRI lists when given (kubelet sends them), else the defaults; none when privileged. */
+/**
+ * ProcMount. kubelet encodes it in the two lists (pkg/securitycontext ConvertToRuntimeMaskedPaths):
+ * Default sends its default lists, Unmasked sends both empty. containerd (since 1.6, #5029) and
+ * CRI-O (since 1.25, #6025) write exactly the lists the CRI sends, so empty means none. proto3
+ * cannot tell an empty list from an absent one, though, and kubelet 1.30+ only lets a pod ask for
+ * Unmasked with hostUsers: false (KEP-4265), so skiff reads both lists empty as Unmasked only in a
+ * user-namespaced pod; elsewhere a client that sent none (crictl, the skiff CLI) gets the
+ * defaults — where containerd would leave /proc unmasked. Either list non-empty: both as sent.
+ * Privileged: none (containerd's WithPrivileged).
+ */
 export const withMaskedPaths: SpecOption = (spec, input) => {
   if (isPrivileged(input)) return;
   const sc = securityContext(input);
-  spec.linux.maskedPaths = sc?.masked_paths.length ? [...sc.masked_paths] : [...DEFAULT_MASKED_PATHS];
-  spec.linux.readonlyPaths = sc?.readonly_paths.length ? [...sc.readonly_paths] : [...DEFAULT_READONLY_PATHS];
+  const masked = sc?.masked_paths ?? [];
+  const readonly = sc?.readonly_paths ?? [];
+  if (masked.length || readonly.length) {
+    spec.linux.maskedPaths = [...masked];
+    spec.linux.readonlyPaths = [...readonly];
+  } else if (!input.sandbox.userns) {
+    spec.linux.maskedPaths = [...DEFAULT_MASKED_PATHS];
+    spec.linux.readonlyPaths = [...DEFAULT_READONLY_PATHS];
+  }
 };
 
 /**

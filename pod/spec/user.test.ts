@@ -32,6 +32,12 @@ const rows: { name: string; o: FixtureOptions; want: { uid: number; gid: number;
     o: { imageFiles: files, sc: { run_as_user: id('1000'), supplemental_groups: ['5000'], supplemental_groups_policy: 'Strict' } },
     want: { uid: 1000, gid: 1001, additionalGids: [1001, 5000] },
   },
+  {
+    name: 'policy Strict with run_as_group: the primary gid and the requested groups only',
+    o: { imageFiles: files, sc: { run_as_user: id('1000'), run_as_group: id('50'), supplemental_groups: ['5000', '50'], supplemental_groups_policy: 'Strict' } },
+    want: { uid: 1000, gid: 50, additionalGids: [50, 5000] },
+  },
+  { name: 'policy Strict for the image USER by name', o: { imageFiles: files, image: { Cmd: ['sh'], User: 'app' }, sc: { supplemental_groups_policy: 'Strict' } }, want: { uid: 1000, gid: 1001, additionalGids: [1001] } },
   { name: 'run_as_user 0 with run_as_group 0', o: { imageFiles: files, sc: { run_as_user: id('0'), run_as_group: id('0') } }, want: { uid: 0, gid: 0, additionalGids: [0, 10] } },
 ];
 
@@ -46,6 +52,7 @@ const errorRows: { name: string; o: FixtureOptions; message: RegExp }[] = [
   { name: 'run_as_group without a user', o: { imageFiles: files, sc: { run_as_group: id('50') } }, message: /run_as_group 50 is specified without run_as_user/ },
   { name: 'a USER with two colons', o: { image: { Cmd: ['sh'], User: 'a:b:c' } }, message: /invalid user "a:b:c"/ },
   { name: 'a uid above 2^31-1', o: { image: { Cmd: ['sh'], User: '4294967296' } }, message: /uid 4294967296 is out of range/ },
+  { name: 'a supplemental_groups_policy skiff does not know', o: { sc: { supplemental_groups_policy: 7 as unknown as 'Merge' } }, message: /supplemental_groups_policy 7 is not supported/ },
   { name: 'a supplemental group out of range', o: { sc: { supplemental_groups: ['99999999999'] } }, message: /supplemental group 99999999999 is out of range/ },
 ];
 

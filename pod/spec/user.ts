@@ -130,7 +130,10 @@ export function memberGroups(userPart: string, passwd: PasswdEntry[], groups: Gr
 /**
  * process.user: CRI user, else image USER, else root. additionalGids = the primary gid, the CRI
  * supplemental_groups and (policy Merge, the default) the image's /etc/group memberships,
- * deduplicated and sorted as containerd writes them.
+ * deduplicated and sorted as containerd writes them (WithAdditionalGIDs + WithSupplementalGroups,
+ * mergeGids). Strict (KEP-3619) leaves /etc/group out: only the primary gid and the requested
+ * groups, as containerd and CRI-O do. ContainerStatus.user reports this process.user
+ * (containerd toCRIContainerUser), so the caller records it.
  */
 export const withUser: SpecOption = (spec, input) => {
   const passwd = parsePasswd(input.imageFiles.passwd);
@@ -141,7 +144,13 @@ export const withUser: SpecOption = (spec, input) => {
 
   const sc = securityContext(input);
   const gids = new Set<number>([gid]);
-  if (String(sc?.supplemental_groups_policy ?? 'Merge') !== 'Strict') {
+  const policy = String(sc?.supplemental_groups_policy ?? 'Merge');
+  if (policy !== 'Merge' && policy !== 'Strict') {
+    // containerd and CRI-O: "not implemented in this release"; a policy skiff does not know is
+    // never read as Merge.
+    throw invalid(input, `supplemental_groups_policy ${policy} is not supported (Merge or Strict)`);
+  }
+  if (policy === 'Merge') {
     for (const g of memberGroups(userstr.split(':')[0], passwd, groups)) gids.add(g);
   }
   for (const g of sc?.supplemental_groups ?? []) {
