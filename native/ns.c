@@ -9,7 +9,7 @@
  *   skiff-ns sandbox [--netns PATH | --new-netns PATH | --host-net] [--ipc | --host-ipc]
  *                    [--uts | --host-uts] [--pid | --host-pid] [--pin-ipc PATH] [--pin-uts PATH]
  *                    [--hostname NAME] [--cgroup-procs FILE]... [--pidfile FILE] [--pause PATH]
- *                    [--pause-log FILE]
+ *                    [--pause-log FILE] [--userns --uid-map C:H:N --gid-map C:H:N --pin-user PATH]
  *   skiff-ns runtime [--hide-mount PATH]... -- ARGV...
  *   skiff-ns -v
  *
@@ -30,6 +30,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <grp.h>
 
 #define PROG "skiff-ns"
 #define MAX_LIST 32 /* --cgroup-procs and --hide-mount: far more than any host has controllers */
@@ -48,7 +49,7 @@ static const char usage_text[] =
     "       skiff-ns sandbox [--netns PATH|--new-netns PATH|--host-net] [--ipc|--host-ipc]\n"
     "                        [--uts|--host-uts] [--pid|--host-pid] [--pin-ipc PATH] [--pin-uts PATH]\n"
     "                        [--hostname NAME] [--cgroup-procs FILE]... [--pidfile FILE] [--pause PATH]\n"
-    "                        [--pause-log FILE]\n"
+    "                        [--pause-log FILE] [--userns --uid-map C:H:N --gid-map C:H:N --pin-user PATH]\n"
     "       skiff-ns runtime [--hide-mount PATH]... -- ARGV...\n"
     "       skiff-ns -v\n";
 
@@ -86,7 +87,7 @@ static int loopback_up(struct skiff_err *err) {
  * creates (an empty one a crash left is reused), so that the namespace outlives the process. The
  * bind mount is made in the caller's mount namespace. On failure nothing is left at `path`.
  */
-static int pin_ns(const char *kind, const char *path, struct skiff_err *err) {
+static int pin_ns_of(pid_t pid, const char *kind, const char *path, struct skiff_err *err) {
   struct statfs sfs;
   if (statfs(path, &sfs) == 0 && sfs.f_type == NSFS_MAGIC)
     return skiff_fail(err, EEXIST, "pin netns on %s: already a namespace", path);
@@ -111,8 +112,11 @@ static int pin_ns(const char *kind, const char *path, struct skiff_err *err) {
     return skiff_fail(err, errno, "create %s", path);
   }
 
-  char self[32];
-  snprintf(self, sizeof self, "/proc/self/ns/%s", kind);
+  char self[48];
+  if (pid > 0)
+    snprintf(self, sizeof self, "/proc/%ld/ns/%s", (long)pid, kind);
+  else
+    snprintf(self, sizeof self, "/proc/self/ns/%s", kind);
   if (mount(self, path, NULL, MS_BIND, NULL) < 0) {
     skiff_fail(err, errno, "bind mount %s on %s", self, path);
     if (created)
@@ -120,6 +124,10 @@ static int pin_ns(const char *kind, const char *path, struct skiff_err *err) {
     return -1;
   }
   return 0;
+}
+
+static int pin_ns(const char *kind, const char *path, struct skiff_err *err) {
+  return pin_ns_of(0, kind, path, err);
 }
 
 /* Unshares this (short-lived) process into a new netns with `lo` up, and pins it on `path`. */
@@ -158,6 +166,10 @@ struct sandbox_opts {
   const char *pidfile;
   const char *pause;
   const char *pause_log; /* pause's stderr; NULL: /dev/null */
+  int pause_log_fd; /* pause_log opened before entering a user namespace; -1: open it in pause */
+  int new_user; /* 1: a new user namespace (with uid_map, gid_map), pinned on pin_user */
+  const char *uid_map, *gid_map; /* "C:H:N": one range each, as kubelet gives them */
+  const char *pin_user;
 };
 
 /* Marks every descriptor above stderr close-on-exec (the sync pipe must live until the exec). */
@@ -201,7 +213,8 @@ static int pause_child_setup(const struct sandbox_opts *o, struct skiff_err *err
   if (null > 2)
     close(null);
   if (o->pause_log != NULL) { /* where pause says why it gave up (a cgroup it could not join) */
-    int log = SKIFF_RETRY(open(o->pause_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    int log = o->pause_log_fd >= 0 ? o->pause_log_fd
+                                   : SKIFF_RETRY(open(o->pause_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
     if (log < 0)
       return skiff_fail(err, errno, "open %s", o->pause_log);
     if (SKIFF_RETRY(dup2(log, 2)) < 0)
@@ -234,6 +247,9 @@ __attribute__((noreturn)) static void pause_child(const struct sandbox_opts *o, 
   _exit(127);
 }
 
+static int start_pause(const struct sandbox_opts *o, pid_t *out, struct skiff_err *err);
+static int write_pidfile(const struct sandbox_opts *o, pid_t pid, struct skiff_err *err);
+
 /*
  * Joins/creates the namespaces in this process (which exits right after), then forks the pause
  * process: with a new pid namespace it is that namespace's PID 1. We wait for its exec through a
@@ -261,7 +277,14 @@ static int sandbox_start(const struct sandbox_opts *o, struct skiff_err *err) {
     return -1;
   if (o->pin_uts != NULL && pin_ns("uts", o->pin_uts, err) < 0)
     return -1;
+  pid_t pid;
+  if (start_pause(o, &pid, err) < 0)
+    return -1;
+  return write_pidfile(o, pid, err);
+}
 
+/* Forks pause and waits for its exec through a CLOEXEC pipe; its pid goes in `*out`. */
+static int start_pause(const struct sandbox_opts *o, pid_t *out, struct skiff_err *err) {
   int sync[2];
   if (pipe2(sync, O_CLOEXEC) < 0)
     return skiff_fail(err, errno, "pipe");
@@ -293,7 +316,12 @@ static int sandbox_start(const struct sandbox_opts *o, struct skiff_err *err) {
     *err = child_err;
     return -1;
   }
+  *out = pid;
+  return 0;
+}
 
+/* Writes pause's pid for skiffd; on failure kills it: nobody would know its pid. */
+static int write_pidfile(const struct sandbox_opts *o, pid_t pid, struct skiff_err *err) {
   if (o->pidfile != NULL) {
     char buf[32];
     int len = snprintf(buf, sizeof buf, "%ld\n", (long)pid);
@@ -304,6 +332,184 @@ static int sandbox_start(const struct sandbox_opts *o, struct skiff_err *err) {
     }
   }
   return 0;
+}
+
+/* ---- sandbox in a new user namespace ------------------------------------------------------ */
+
+/*
+ * A user namespace with mappings cannot be made by one process alone: its maps must be written
+ * by a process with CAP_SETUID/CAP_SETGID in the parent namespace, and pinning (a bind mount in
+ * the host's mount namespace) needs the host's CAP_SYS_ADMIN, which a process loses on entering
+ * the new namespace. So a helper child enters it while this process, still root of the host,
+ * writes the maps and pins the namespaces by /proc/<helper>/ns/<kind>. Steps, each acknowledged:
+ *   helper: join the pod cgroups (pause, inside, could not), open pause's log, unshare user → 1
+ *   here:   write uid_map and gid_map, pin user                                            → go
+ *   helper: become root of it, new net (lo up)/ipc/uts/pid, hostname                       → 2
+ *   here:   pin net, ipc, uts (owned by the new user namespace, so its root may use them)  → go
+ *   helper: fork and exec pause (PID 1 of the new pid namespace)                           → 3 + pid
+ */
+struct userns_msg {
+  int stage; /* 1, 2, 3 as above; -1: failed, err says where */
+  pid_t pid;
+  struct skiff_err err;
+};
+
+static int write_id_map(pid_t pid, const char *file, const char *spec, struct skiff_err *err) {
+  unsigned long c, h, n;
+  char tail;
+  if (sscanf(spec, "%lu:%lu:%lu%c", &c, &h, &n, &tail) != 3 || n == 0)
+    return skiff_fail(err, EINVAL, "%s \"%s\": want CONTAINER:HOST:LENGTH", file, spec);
+  char path[64], line[80];
+  snprintf(path, sizeof path, "/proc/%ld/%s", (long)pid, file);
+  int len = snprintf(line, sizeof line, "%lu %lu %lu\n", c, h, n);
+  cleanup_close int fd = SKIFF_RETRY(open(path, O_WRONLY | O_CLOEXEC));
+  if (fd < 0)
+    return skiff_fail(err, errno, "open %s", path);
+  if (SKIFF_RETRY(write(fd, line, (size_t)len)) != len) /* one write(2): the kernel takes no more */
+    return skiff_fail(err, errno, "write %s (%s)", path, spec);
+  return 0;
+}
+
+static void helper_send(int fd, struct userns_msg *m) {
+  write_all(fd, m, sizeof *m);
+}
+
+/* The helper child. Never returns. */
+__attribute__((noreturn)) static void userns_helper(struct sandbox_opts *o, int tx, int rx) {
+  struct userns_msg m = {0};
+  struct skiff_err *err = &m.err;
+  char go;
+  for (size_t i = 0; i < o->n_cgroup_procs; i++) {
+    cleanup_close int fd = SKIFF_RETRY(open(o->cgroup_procs[i], O_WRONLY | O_CLOEXEC));
+    if (fd < 0 || SKIFF_RETRY(write(fd, "0\n", 2)) != 2) {
+      skiff_fail(err, errno, "join %s", o->cgroup_procs[i]);
+      goto fail;
+    }
+  }
+  o->n_cgroup_procs = 0; /* joined: pause inherits them */
+  if (o->pause_log != NULL) {
+    o->pause_log_fd = SKIFF_RETRY(open(o->pause_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (o->pause_log_fd < 0) {
+      skiff_fail(err, errno, "open %s", o->pause_log);
+      goto fail;
+    }
+  }
+  if (unshare(CLONE_NEWUSER) < 0) {
+    skiff_fail(err, errno, "unshare user");
+    goto fail;
+  }
+  m.stage = 1;
+  helper_send(tx, &m);
+  if (read_all(rx, &go, 1) != 1)
+    _exit(1); /* the parent failed and says why itself */
+  if (setresgid(0, 0, 0) < 0 || setgroups(0, NULL) < 0 || setresuid(0, 0, 0) < 0) {
+    skiff_fail(err, errno, "become root of the new user namespace");
+    goto fail;
+  }
+  if (o->new_netns != NULL) {
+    if (unshare(CLONE_NEWNET) < 0) {
+      skiff_fail(err, errno, "unshare net");
+      goto fail;
+    }
+    if (loopback_up(err) < 0)
+      goto fail;
+  }
+  int flags = (o->new_ipc == 1 ? CLONE_NEWIPC : 0) | (o->new_uts == 1 ? CLONE_NEWUTS : 0) |
+              (o->new_pid == 1 ? CLONE_NEWPID : 0);
+  if (flags != 0 && unshare(flags) < 0) {
+    skiff_fail(err, errno, "unshare ipc/uts/pid in the user namespace");
+    goto fail;
+  }
+  if (o->hostname != NULL && sethostname(o->hostname, strlen(o->hostname)) < 0) {
+    skiff_fail(err, errno, "sethostname %s", o->hostname);
+    goto fail;
+  }
+  m.stage = 2;
+  helper_send(tx, &m);
+  if (read_all(rx, &go, 1) != 1)
+    _exit(1);
+  if (start_pause(o, &m.pid, err) < 0)
+    goto fail;
+  m.stage = 3;
+  helper_send(tx, &m);
+  _exit(0);
+fail:
+  m.stage = -1;
+  helper_send(tx, &m);
+  _exit(1);
+}
+
+/* Waits for the helper's next step; its failure becomes ours. */
+static int helper_recv(int fd, int want, struct userns_msg *m, struct skiff_err *err) {
+  ssize_t n = read_all(fd, m, sizeof *m);
+  if (n < 0)
+    return skiff_fail(err, errno, "read from the user namespace helper");
+  if (n == 0)
+    return skiff_fail(err, ECHILD, "user namespace helper exited at step %d", want);
+  if (n != (ssize_t)sizeof *m)
+    return skiff_fail(err, EPROTO, "user namespace helper: %zd bytes", n);
+  if (m->stage == -1) {
+    m->err.msg[sizeof m->err.msg - 1] = '\0';
+    *err = m->err;
+    return -1;
+  }
+  if (m->stage != want)
+    return skiff_fail(err, EPROTO, "user namespace helper: step %d, want %d", m->stage, want);
+  return 0;
+}
+
+static int sandbox_start_userns(struct sandbox_opts *o, struct skiff_err *err) {
+  int to_h[2], from_h[2];
+  if (pipe2(to_h, O_CLOEXEC) < 0)
+    return skiff_fail(err, errno, "pipe");
+  if (pipe2(from_h, O_CLOEXEC) < 0) {
+    close(to_h[0]);
+    close(to_h[1]);
+    return skiff_fail(err, errno, "pipe");
+  }
+  pid_t h = fork();
+  if (h < 0) {
+    close(to_h[0]), close(to_h[1]), close(from_h[0]), close(from_h[1]);
+    return skiff_fail(err, errno, "fork");
+  }
+  if (h == 0) {
+    close(to_h[1]);
+    close(from_h[0]);
+    userns_helper(o, from_h[1], to_h[0]);
+  }
+  close(to_h[0]);
+  close(from_h[1]);
+  int rc = -1;
+  struct userns_msg m;
+  if (helper_recv(from_h[0], 1, &m, err) < 0)
+    goto out;
+  if (write_id_map(h, "uid_map", o->uid_map, err) < 0 || write_id_map(h, "gid_map", o->gid_map, err) < 0 ||
+      pin_ns_of(h, "user", o->pin_user, err) < 0)
+    goto out;
+  if (write_all(to_h[1], "g", 1) < 0) {
+    skiff_fail(err, errno, "write to the user namespace helper");
+    goto out;
+  }
+  if (helper_recv(from_h[0], 2, &m, err) < 0)
+    goto out;
+  if ((o->new_netns != NULL && pin_ns_of(h, "net", o->new_netns, err) < 0) ||
+      (o->pin_ipc != NULL && pin_ns_of(h, "ipc", o->pin_ipc, err) < 0) ||
+      (o->pin_uts != NULL && pin_ns_of(h, "uts", o->pin_uts, err) < 0))
+    goto out;
+  if (write_all(to_h[1], "g", 1) < 0) {
+    skiff_fail(err, errno, "write to the user namespace helper");
+    goto out;
+  }
+  if (helper_recv(from_h[0], 3, &m, err) < 0)
+    goto out;
+  rc = write_pidfile(o, m.pid, err);
+out:
+  close(to_h[1]); /* a helper waiting for "go" reads EOF and exits */
+  close(from_h[0]);
+  if (rc < 0)
+    kill(h, SIGKILL);
+  SKIFF_RETRY(waitpid(h, NULL, 0));
+  return rc;
 }
 
 /* skiff-pause beside this binary, as native/build/ holds both. */
@@ -329,7 +535,7 @@ static bool set_mode(int *mode, int value) {
 }
 
 static int cmd_sandbox(int argc, char **argv) {
-  struct sandbox_opts o = {.new_ipc = -1, .new_uts = -1, .new_pid = -1};
+  struct sandbox_opts o = {.new_ipc = -1, .new_uts = -1, .new_pid = -1, .pause_log_fd = -1};
   int new_net = -1;
   char pause_buf[PATH_MAX];
   for (int i = 0; i < argc; i++) {
@@ -344,11 +550,14 @@ static int cmd_sandbox(int argc, char **argv) {
       ok = set_mode(&o.new_uts, a[2] != 'h');
     } else if (strcmp(a, "--pid") == 0 || strcmp(a, "--host-pid") == 0) {
       ok = set_mode(&o.new_pid, a[2] != 'h');
+    } else if (strcmp(a, "--userns") == 0) {
+      o.new_user = 1;
     } else if (strcmp(a, "--netns") == 0 || strcmp(a, "--new-netns") == 0 ||
                strcmp(a, "--pin-ipc") == 0 || strcmp(a, "--pin-uts") == 0 ||
                strcmp(a, "--hostname") == 0 || strcmp(a, "--cgroup-procs") == 0 ||
                strcmp(a, "--pidfile") == 0 || strcmp(a, "--pause") == 0 ||
-               strcmp(a, "--pause-log") == 0) {
+               strcmp(a, "--pause-log") == 0 || strcmp(a, "--uid-map") == 0 ||
+               strcmp(a, "--gid-map") == 0 || strcmp(a, "--pin-user") == 0) {
       if (val == NULL || val[0] == '\0')
         return usage("%s needs a value", a);
       i++;
@@ -372,6 +581,12 @@ static int cmd_sandbox(int argc, char **argv) {
         o.pidfile = val;
       } else if (strcmp(a, "--pause-log") == 0) {
         o.pause_log = val;
+      } else if (strcmp(a, "--uid-map") == 0) {
+        o.uid_map = val;
+      } else if (strcmp(a, "--gid-map") == 0) {
+        o.gid_map = val;
+      } else if (strcmp(a, "--pin-user") == 0) {
+        o.pin_user = val;
       } else {
         o.pause = val;
       }
@@ -387,6 +602,14 @@ static int cmd_sandbox(int argc, char **argv) {
     return usage("sandbox: --pin-ipc needs --ipc (it would pin the host's)");
   if (o.pin_uts != NULL && o.new_uts != 1)
     return usage("sandbox: --pin-uts needs --uts (it would pin the host's)");
+  if (o.new_user && (o.uid_map == NULL || o.gid_map == NULL || o.pin_user == NULL))
+    return usage("sandbox: --userns needs --uid-map, --gid-map and --pin-user");
+  if (!o.new_user && (o.uid_map != NULL || o.gid_map != NULL || o.pin_user != NULL))
+    return usage("sandbox: --uid-map, --gid-map and --pin-user need --userns");
+  /* Its namespaces must be owned by the new user namespace: the host's, or a netns made before,
+   * would give the pod's root nothing to administer. */
+  if (o.new_user && (o.netns != NULL || o.new_ipc != 1 || o.new_uts != 1 || o.new_pid != 1))
+    return usage("sandbox: --userns needs --ipc, --uts, --pid and --new-netns or --host-net");
 
   struct skiff_err err = {0};
   if (o.pause == NULL) {
@@ -394,10 +617,10 @@ static int cmd_sandbox(int argc, char **argv) {
       goto fail;
     o.pause = pause_buf;
   }
-  if (sandbox_start(&o, &err) < 0) {
+  if ((o.new_user ? sandbox_start_userns(&o, &err) : sandbox_start(&o, &err)) < 0) {
     /* Leave nothing behind: the pins this run made (each on a path skiffd gave for this pod). */
     struct skiff_err ignored = {0};
-    const char *pins[] = {o.new_netns, o.pin_ipc, o.pin_uts};
+    const char *pins[] = {o.new_netns, o.pin_ipc, o.pin_uts, o.pin_user};
     for (size_t i = 0; i < sizeof pins / sizeof pins[0]; i++)
       if (pins[i] != NULL)
         netns_unpin(pins[i], &ignored);

@@ -211,6 +211,61 @@ void test('sandbox --new-netns/--pin-ipc/--pin-uts pins the pod namespaces that 
   });
 });
 
+void test('sandbox --userns runs pause as root of a new pinned user namespace that owns its other namespaces', async () => {
+  await withTempDir(async (dir) => {
+    const pins = { user: join(dir, 'user'), net: join(dir, 'netns'), ipc: join(dir, 'ipc'), uts: join(dir, 'uts') };
+    const pidfile = join(dir, 'pause.pid');
+    let pid = 0;
+    try {
+      await ok(nsBin, ['sandbox', '--new-netns', pins.net, '--ipc', '--uts', '--pid', '--hostname', 'pod-u', '--pin-ipc', pins.ipc, '--pin-uts', pins.uts,
+        '--userns', '--uid-map', '0:400000:65536', '--gid-map', '0:400000:65536', '--pin-user', pins.user, '--pidfile', pidfile, '--pause-log', join(dir, 'pause.log')]);
+      pid = Number((await readFile(pidfile, 'utf8')).trim());
+      for (const [ns, path] of Object.entries(pins)) assert.equal(await nsInode(`/proc/${pid}/ns/${ns}`), await nsInode(path), `pause is in the pinned ${ns}`);
+      assert.equal((await readFile(`/proc/${pid}/uid_map`, 'utf8')).trim().split(/\s+/).join(' '), '0 400000 65536');
+      assert.equal((await readFile(`/proc/${pid}/gid_map`, 'utf8')).trim().split(/\s+/).join(' '), '0 400000 65536');
+      assert.match(await readFile(`/proc/${pid}/status`, 'utf8'), /^Uid:\s+400000\s/m, 'pause is the pod root: 400000 on the host');
+      assert.equal((await ok('nsenter', [`--uts=${pins.uts}`, 'hostname'])).trim(), 'pod-u');
+    } finally {
+      if (pid) await killAndWait(pid);
+      for (const path of Object.values(pins)) await skiffNs('netns-unpin', path);
+    }
+  });
+});
+
+void test('sandbox --userns that fails after pinning removes every pin, the user namespace too', async () => {
+  await withTempDir(async (dir) => {
+    const pins = { user: join(dir, 'user'), net: join(dir, 'netns'), ipc: join(dir, 'ipc'), uts: join(dir, 'uts') };
+    const pause = join(dir, 'no-such-pause');
+    const r = await skiffNs('sandbox', '--new-netns', pins.net, '--ipc', '--uts', '--pid', '--pin-ipc', pins.ipc, '--pin-uts', pins.uts,
+      '--userns', '--uid-map', '0:400000:65536', '--gid-map', '0:400000:65536', '--pin-user', pins.user, '--pause', pause);
+    assert.equal(r.code, 1);
+    // The pod root cannot even search the 0700 temp dir: the exec fails either way.
+    assert.match(r.stderr, /^skiff-ns: exec .*no-such-pause: (Permission denied|No such file or directory)\n$/);
+    for (const path of Object.values(pins)) await assert.rejects(stat(path), { code: 'ENOENT' }, `${path} left behind`);
+    assert.ok(!(await readFile('/proc/self/mountinfo', 'utf8')).includes(dir), 'no mount left under the test dir');
+  });
+});
+
+void test('sandbox --userns usage errors exit 2: maps or pin missing, host namespaces, a malformed map', async () => {
+  const full = ['--new-netns', '/tmp/n', '--ipc', '--uts', '--pid'];
+  const cases = [
+    ['--userns', ...full],
+    ['--uid-map', '0:1:1', ...full],
+    ['--userns', '--uid-map', '0:1:1', '--gid-map', '0:1:1', '--pin-user', '/tmp/u', '--new-netns', '/tmp/n', '--host-ipc', '--uts', '--pid'],
+  ];
+  for (const args of cases) {
+    const r = await skiffNs('sandbox', ...args);
+    assert.equal(r.code, 2, args.join(' '));
+    assert.match(r.stderr, /^skiff-ns: .*\nusage: skiff-ns/);
+  }
+  await withTempDir(async (dir) => {
+    const r = await skiffNs('sandbox', '--host-net', '--ipc', '--uts', '--pid', '--userns', '--uid-map', '0-1-1', '--gid-map', '0:1:1', '--pin-user', join(dir, 'user'));
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /uid_map "0-1-1": want CONTAINER:HOST:LENGTH/);
+    await assert.rejects(stat(join(dir, 'user')), { code: 'ENOENT' });
+  });
+});
+
 void test('sandbox that fails after pinning removes its pins', async () => {
   await withTempDir(async (dir) => {
     const pins = { net: join(dir, 'netns'), ipc: join(dir, 'ipc'), uts: join(dir, 'uts') };

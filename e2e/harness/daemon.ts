@@ -5,7 +5,7 @@
 // leaves the machine. Pod tests run it in the host's mount namespace, as in production, so that
 // its mounts are the ones the test (and a restarted daemon) can see.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes, randomInt } from 'node:crypto';
@@ -68,6 +68,9 @@ export class TestDaemon {
 
   static async start(opts: DaemonOptions = {}): Promise<TestDaemon> {
     const dir = await mkdtemp(join(tmpdir(), 'skiff-e2e-'));
+    // Traversable like /run/skiff: the root of a user-namespaced pod is an unprivileged host uid
+    // that must reach its bundle (mkdtemp makes 0700).
+    await chmod(dir, 0o711);
     const d = new TestDaemon(dir, opts);
     // Pods get a network of this daemon's own: its bridge, subnet, NAT table, and no CNI config
     // (unless the test writes its own [network]).
