@@ -271,3 +271,20 @@ test('imageUser reads a uid or a user name from USER', () => {
   ];
   for (const [user, want] of table) assert.deepEqual(imageUser(user), want, JSON.stringify(user));
 });
+
+test('remove of an image in use (an image volume) is SKIFF_IMAGE_IN_USE naming the user; untagging one of its tags still works', () =>
+  withService(async (svc) => {
+    const used = await place(svc, 'vol', ['quay.io/org/vol:v1', 'quay.io/org/vol:v2'], [], ['data']);
+    let users = [{ imageId: used.rec.id, user: 'container abc (image volume "/data")' }];
+    svc.setImageUsers(() => users);
+    assert.deepEqual(await svc.remove('quay.io/org/vol:v2'), { removed: true, deleted: false });
+    await assert.rejects(
+      svc.remove('quay.io/org/vol:v1'),
+      (err: unknown) => isSkiffError(err, 'SKIFF_IMAGE_IN_USE') && err.message === `image "quay.io/org/vol:v1" (${used.rec.id}) is in use by container abc (image volume "/data")`,
+    );
+    await assert.rejects(svc.remove(used.rec.id), /is in use by container abc/);
+    assert.ok(svc.resolve('quay.io/org/vol:v1'), 'refused: still there');
+    assert.deepEqual(await svc.snapshots.list(), used.chainIDs);
+    users = [];
+    assert.deepEqual(await svc.remove('quay.io/org/vol:v1'), { removed: true, deleted: true });
+  }));

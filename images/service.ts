@@ -107,6 +107,16 @@ export class ImageService {
     this.snapshotUsers = fn;
   }
 
+  private imageUsers: () => Iterable<{ imageId: string; user: string }> = () => [];
+
+  /**
+   * Tells RemoveImage which images are in use and by what (pod/ calls this once at start): such
+   * an image is refused, not deleted (its tags may still go while it keeps one).
+   */
+  setImageUsers(fn: () => Iterable<{ imageId: string; user: string }>): void {
+    this.imageUsers = fn;
+  }
+
   private stores(): Parameters<typeof collect>[0] {
     return { content: this.content, snapshots: this.snapshots, images: this.images, leases: this.leases, inUse: () => this.snapshotUsers() };
   }
@@ -225,6 +235,8 @@ export class ImageService {
       log.info({ image: rec.id, tag }, 'untagged image');
       return { removed: true };
     }
+    const users = [...this.imageUsers()].filter((u) => u.imageId === rec.id).map((u) => u.user);
+    if (users.length) throw new SkiffError('SKIFF_IMAGE_IN_USE', `image "${nameOrId.trim()}" (${rec.id}) is in use by ${users.join(', ')}`);
     await this.images.delete(rec.id);
     log.info({ image: rec.id, tags: rec.repoTags }, 'removed image');
     return { removed: true, deleted: rec };
