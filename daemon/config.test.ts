@@ -30,6 +30,7 @@ test('every config field has an embedded default', () => {
   assert.equal(d.logLevel, 'info');
   assert.equal(d.cgroupDriver, 'cgroupfs');
   assert.deepEqual(d.registry, { mirrors: {}, insecure: [], retries: 3 });
+  assert.deepEqual(d.cdi, { specDirs: ['/etc/cdi', '/var/run/cdi'] });
   assert.deepEqual(d.images, { maxConcurrentDownloads: 3, pullProgressTimeoutMs: 300_000 });
   assert.equal(d.runtime.defaultHandler, 'crun');
   assert.deepEqual(Object.keys(d.runtime.handlers).sort(), ['crun', 'runc']);

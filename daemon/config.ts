@@ -47,6 +47,10 @@ export interface DaemonConfig {
     /** host:port of the Prometheus /metrics endpoint (port 0: any free one); "" when off. */
     address: string;
   };
+  cdi: {
+    /** CDI spec dirs, lowest priority first: a device defined in a later dir wins. */
+    specDirs: string[];
+  };
   registry: {
     /** Registry domain → mirror endpoint URLs tried first, in order. */
     mirrors: Record<string, string[]>;
@@ -83,6 +87,8 @@ export function defaultConfig(): DaemonConfig {
     // Loopback, on a port that neither kubelet (10248, 10250, 10255) nor containerd's usual 1338 takes.
     metrics: { address: '127.0.0.1:9105' },
     registry: { mirrors: {}, insecure: [], retries: 3 },
+    // containerd's cdi_spec_dirs and the CDI library's defaults: static specs, then generated ones.
+    cdi: { specDirs: ['/etc/cdi', '/var/run/cdi'] },
   };
 }
 
@@ -182,7 +188,7 @@ class ConfigReader {
 export function applyToml(base: DaemonConfig, doc: Table, source: string): DaemonConfig {
   const r = new ConfigReader(source);
   const cfg = structuredClone(base);
-  r.only(doc, '', ['socket', 'root', 'state', 'log_level', 'cgroup_driver', 'images', 'runtime', 'network', 'streaming', 'metrics', 'registry']);
+  r.only(doc, '', ['socket', 'root', 'state', 'log_level', 'cgroup_driver', 'images', 'runtime', 'network', 'streaming', 'metrics', 'registry', 'cdi']);
   cfg.socket = r.absPath(doc, 'socket') ?? cfg.socket;
   cfg.root = r.absPath(doc, 'root') ?? cfg.root;
   cfg.state = r.absPath(doc, 'state') ?? cfg.state;
@@ -286,6 +292,16 @@ export function applyToml(base: DaemonConfig, doc: Table, source: string): Daemo
         }
         cfg.registry.mirrors[domain] = endpoints;
       }
+    }
+  }
+  const cdi = r.table(doc, 'cdi');
+  if (cdi) {
+    r.only(cdi, 'cdi.', ['spec_dirs']);
+    if (cdi.spec_dirs !== undefined) {
+      const dirs = r.stringList(cdi.spec_dirs, 'cdi.spec_dirs');
+      const rel = dirs.find((d) => !d.startsWith('/'));
+      if (rel !== undefined) r.fail('cdi.spec_dirs', `must be absolute paths, got "${rel}"`);
+      cfg.cdi.specDirs = dirs;
     }
   }
   return cfg;

@@ -21,6 +21,7 @@ import { claimSocket, lockDir, type Held } from './exclusive.js';
 import { createMetrics } from '../metrics/registry.js';
 import { MetricsServer } from '../metrics/server.js';
 import { podSampleSource, podStateSource } from './metrics-sources.js';
+import { handlerFeatures } from '../pod/runtime/features.js';
 
 const log = logger('daemon');
 
@@ -78,6 +79,7 @@ export class Daemon {
         native: { ns, pause: nativeBinary('skiff-pause'), monitor: nativeBinary('skiff-monitor') },
         cgroups,
         cgroupDriver: cfg.cgroupDriver,
+        cdiSpecDirs: cfg.cdi.specDirs,
       });
       this.pods = pods;
       const streaming = new StreamingServer(new PodStreamingBackend(pods), {
@@ -109,6 +111,7 @@ export class Daemon {
           runtimeReady: () => ({ ready: this.ready, reason: 'Starting', message: 'skiffd is starting' }),
           networkReady: () => network.status(),
           handlers: () => Object.keys(cfg.runtime.handlers),
+          handlerFeatures: (name) => handlerFeatures({ kind: cfg.runtime.handlers[name].kind, binary: cfg.runtime.handlers[name].path }),
         },
       });
       await listenUnix(this.server, cfg.socket);

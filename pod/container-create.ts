@@ -17,11 +17,18 @@ import type { PodContext } from './context.js';
 import { isSameProcess, processStartTime } from './host.js';
 import { CONTAINER_RECORD_VERSION, nowNanos, type ContainerRecord, type SandboxRecord } from './records.js';
 import { mountRootfs, readInRoot, unmountRootfs } from './rootfs.js';
+import { releaseBundleMounts } from './bundle-mounts.js';
+import { stageRecursiveReadOnly } from './rro-mounts.js';
+import { handlerFeatures } from './runtime/features.js';
+import { mountIdmappedRootfs } from './userns-rootfs.js';
+import { mountImageVolumes, planImageVolumes } from './image-volumes.js';
+import { cdiInjectionFor } from './cdi/registry.js';
 import { startMonitor, stopMonitor } from './runtime/monitor.js';
 import { buildContainerSpec, hostPathsToCreate, type ContainerSpecInput, type ResourceHost } from './spec/index.js';
 import { criResources } from './spec/resources.js';
 import { resourceHost } from './cgroups/host-facts.js';
 import { hostCapabilities, hostDevices, hostPropagation, statDevice } from './spec/host-devices.js';
+import { hostSecurity } from './spec/security-host.js';
 
 const log = logger('container');
 const NAME_MAX = 253;
@@ -85,6 +92,9 @@ export async function createContainerIn(
   const layer = ctx.layerDir(id);
   const logDir = sandbox.config.log_directory;
   const logPath = logDir && config.log_path ? join(logDir, config.log_path) : '';
+  // Checked before anything is made: a bad image volume or CDI device leaves nothing behind.
+  const volumes = planImageVolumes(ctx.images, config);
+  const cdi = await cdiInjectionFor(ctx.cdiSpecDirs, config);
   const rec: ContainerRecord = {
     version: CONTAINER_RECORD_VERSION,
     id,
@@ -95,7 +105,8 @@ export async function createContainerIn(
     imageName: config.image!.image,
     imageId: image.id,
     ...(image.repoDigests[0] ? { imageRepoDigest: image.repoDigests[0] } : {}),
-    snapshots: image.layers.map((l) => l.chainID),
+    snapshots: [...image.layers.map((l) => l.chainID), ...volumes.flatMap((v) => v.chainIDs)],
+    ...(volumes.length ? { imageVolumes: volumes.map((v) => ({ containerPath: v.containerPath, image: v.image, imageId: v.imageId })) } : {}),
     phase: 'creating',
     createdAt: nowNanos(),
     logPath,
@@ -118,17 +129,31 @@ export async function createContainerIn(
     const emptyLower = join(layer, 'empty');
     if (image.layers.length === 0) await mkdir(emptyLower, { recursive: true });
     const lowerDirs = image.layers.length ? ctx.images.snapshots.lowerDirs(image.layers.map((l) => l.chainID)) : [emptyLower];
-    await mountRootfs({ target: p.rootfs, upperDir: rec.upperDir, workDir: rec.workDir, lowerDirs });
+    // Registered first, so it runs after the rootfs is unmounted: the layers are under it.
+    cleanup.add('release bundle mounts', () => releaseBundleMounts(p.bundle));
     cleanup.add('unmount rootfs', () => unmountRootfs(p.rootfs));
+    const rootfs = { target: p.rootfs, upperDir: rec.upperDir, workDir: rec.workDir, lowerDirs };
+    if (sandbox.userns) await mountIdmappedRootfs(rootfs, p.bundle, { path: sandbox.userns.path, hostUid: sandbox.userns.uid.hostID, hostGid: sandbox.userns.gid.hostID });
+    else await mountRootfs(rootfs);
+    // The record now holds the volume images; one removed before it was written is gone for good.
+    const removed = volumes.find((v) => !ctx.images.images.get(v.imageId));
+    if (removed) throw new SkiffError('SKIFF_NOT_FOUND', `container "${config.metadata?.name ?? ''}": image volume "${removed.containerPath}": image "${removed.image}" was removed`);
+    const imageVolumes = await mountImageVolumes(p.bundle, config, volumes, (chainIDs) => ctx.images.snapshots.lowerDirs(chainIDs));
 
     // kubelet's hostPath volumes of type "" expect a missing directory to be made, as
     // containerd and CRI-O do.
     for (const dir of hostPathsToCreate(config, existsSync)) await mkdir(dir, { recursive: true, mode: 0o755 });
     const target = await targetPid(ctx, sandbox, config);
-    const spec = buildContainerSpec(specInput(ctx, rec, sandbox, config, sandboxConfig, image, p.rootfs, target, {
-      passwd: await readInRoot(p.rootfs, '/etc/passwd'),
-      group: await readInRoot(p.rootfs, '/etc/group'),
-    }, await resourceHost(ctx.cgroups)));
+    const spec = buildContainerSpec({
+      ...specInput(ctx, rec, sandbox, config, sandboxConfig, image, p.rootfs, target, {
+        passwd: await readInRoot(p.rootfs, '/etc/passwd'),
+        group: await readInRoot(p.rootfs, '/etc/group'),
+      }, await resourceHost(ctx.cgroups)),
+      imageVolumes,
+      ...(cdi ? { cdi } : {}),
+    });
+    // A runtime without "rro" gets a recursively read-only copy instead (released with the bundle).
+    if (!(await handlerFeatures(runtime.handler)).runtimeRro) stageRecursiveReadOnly(spec, p.bundle);
     await writeFile(p.config, JSON.stringify(spec));
     if (logPath) await mkdir(dirname(logPath), { recursive: true });
 
@@ -166,6 +191,7 @@ export async function createContainerIn(
     await ctx.containers.update(id, (r) => {
       r.phase = 'created';
       r.resources = criResources(spec.linux.resources, spec.process.oomScoreAdj);
+      r.user = { uid: spec.process.user.uid, gid: spec.process.user.gid, supplementalGroups: [...(spec.process.user.additionalGids ?? [])] };
       r.pid = started.pid;
       r.monitorPid = started.monitorPid;
       if (pidStartTime) r.pidStartTime = pidStartTime;
@@ -217,6 +243,7 @@ function specInput(
       hostname: sandbox.hostname,
       files,
       ...(sandbox.shmPath ? { shmPath: sandbox.shmPath } : {}),
+      ...(sandbox.userns ? { userns: sandbox.userns } : {}),
       cgroupParent: sandbox.config.linux?.cgroup_parent ?? '',
     },
     cgroupsPath: rec.cgroupsPath,
@@ -226,6 +253,7 @@ function specInput(
     hostPathExists: (path: string) => existsSync(path),
     hostPropagation,
     hostCapabilities: HOST_CAPABILITIES,
+    securityHost: hostSecurity(),
     ...(config.linux?.security_context?.privileged ? { privilegedDevices: hostDevices() } : {}),
   };
 }

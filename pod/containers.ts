@@ -15,6 +15,7 @@ import { readExitFile, watchExit, type ExitStatus } from './exits.js';
 import { isSameProcess, waitGone } from './host.js';
 import { nowNanos, type ContainerRecord, type SandboxRecord } from './records.js';
 import { unmountRootfs } from './rootfs.js';
+import { releaseBundleMounts } from './bundle-mounts.js';
 import type { OciRuntime } from './runtime/oci.js';
 import { reopenLog } from './runtime/monitor-ctl.js';
 import { stopMonitor } from './runtime/monitor.js';
@@ -189,6 +190,7 @@ export class Containers {
     this.watchers.delete(rec.id);
     this.processSpecs.delete(rec.id);
     unmountRootfs(bundlePaths(rec.bundle).rootfs);
+    await releaseBundleMounts(rec.bundle);
     await rm(rec.bundle, { recursive: true, force: true });
     await rm(socketDir(rec.bundle), { recursive: true, force: true });
     await rm(this.ctx.layerDir(rec.id), { recursive: true, force: true });

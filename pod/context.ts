@@ -12,6 +12,7 @@ import type { CgroupDriver } from './cgroups/naming.js';
 import type { RecordStore } from './store/record-store.js';
 import type { NameRegistry } from './store/names.js';
 import { KeyedRWLock } from './store/rwlock.js';
+import { DEFAULT_CDI_SPEC_DIRS } from './cdi/registry.js';
 
 export interface NativeHelpers {
   ns: string;
@@ -47,6 +48,8 @@ export class PodContext {
     readonly network: PodNetwork,
     /** How pod and container cgroups are named (pod/cgroups/naming.ts). */
     readonly cgroupDriver: CgroupDriver = 'cgroupfs',
+    /** CDI spec dirs, lowest priority first (pod/cdi/registry.ts). */
+    readonly cdiSpecDirs: readonly string[] = DEFAULT_CDI_SPEC_DIRS,
   ) {
     this.events.setMaxListeners(0);
   }

@@ -38,6 +38,8 @@ export interface SandboxRecord {
   /** The pinned ipc and uts namespaces (absent: the host's, or a record from before pins). */
   ipcPath?: string;
   utsPath?: string;
+  /** The pinned pod user namespace (userns_options mode POD) and its mappings; absent: the host's. */
+  userns?: { path: string; uid: { containerID: number; hostID: number; size: number }; gid: { containerID: number; hostID: number; size: number } };
   /** Per-pod files: hostname, hosts, resolv.conf; and the pod's /dev/shm tmpfs. */
   dir: string;
   shmPath?: string;
@@ -66,8 +68,10 @@ export interface ContainerRecord {
   imageName: string;
   imageId: string;
   imageRepoDigest?: string;
-  /** The image snapshots (chainIDs) the rootfs is mounted from: image GC must keep them. */
+  /** The image snapshots (chainIDs) the rootfs and the image volumes are mounted from: image GC must keep them. */
   snapshots: string[];
+  /** Images mounted as volumes (CRI Mount.image), under the bundle: RemoveImage refuses them meanwhile. */
+  imageVolumes?: { containerPath: string; image: string; imageId: string }[];
   phase: ContainerPhase;
   createdAt: string;
   startedAt?: string;
@@ -96,6 +100,11 @@ export interface ContainerRecord {
    * by each UpdateContainerResources. Absent in records written before resources were recorded.
    */
   resources?: v1.LinuxContainerResources__Output;
+  /**
+   * The process identity the spec gave the container (config.json process.user: uid, gid,
+   * additionalGids), for ContainerStatus.user. Absent in records written before it was recorded.
+   */
+  user?: { uid: number; gid: number; supplementalGroups: number[] };
 }
 
 /** Nanoseconds since the epoch as a decimal string (CRI int64 timestamps). */

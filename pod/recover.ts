@@ -16,6 +16,7 @@ import { findMonitors, processStartTime, removeCgroup, unpinNamespace, waitGone 
 import { nowNanos, type ContainerRecord } from './records.js';
 import { stopMonitor } from './runtime/monitor.js';
 import { unmountRootfs } from './rootfs.js';
+import { releaseBundleMounts } from './bundle-mounts.js';
 import type { Sandboxes } from './sandboxes.js';
 import { unmount } from '../native/sys.js';
 
@@ -117,6 +118,7 @@ async function undoContainer(ctx: PodContext, id: string, bundle: string, sandbo
   // The runtime removes the cgroup it made; one it had not recorded yet would be left.
   if (cgroupsPath) await removeCgroup(ctx.cgroups, cgroupsPath).catch((err: unknown) => log.warn({ container: id, err }, 'cannot remove the cgroup of a rolled-back container'));
   unmountRootfs(bundlePaths(bundle).rootfs);
+  await releaseBundleMounts(bundle);
   await rm(bundle, { recursive: true, force: true });
   await rm(socketDir(bundle), { recursive: true, force: true });
   await rm(ctx.layerDir(id), { recursive: true, force: true });
@@ -136,6 +138,7 @@ async function removeOrphans(ctx: PodContext): Promise<number> {
       .catch(() => '');
     if (cgroupsPath.startsWith('/')) await removeCgroup(ctx.cgroups, cgroupsPath).catch((err: unknown) => log.warn({ container: id, err }, 'cannot remove an orphaned cgroup'));
     unmountRootfs(bundlePaths(bundle).rootfs);
+    await releaseBundleMounts(bundle);
     await rm(bundle, { recursive: true, force: true });
     await rm(ctx.layerDir(id), { recursive: true, force: true });
     n++;
@@ -163,7 +166,7 @@ async function removeOrphans(ctx: PodContext): Promise<number> {
     const dir = join(ctx.stateDir, 'sandboxes', id);
     await killOrphanPause(dir);
     unmount(join(dir, 'shm'));
-    for (const pin of ['ipc.ns', 'uts.ns']) await unpinNamespace(join(dir, pin)).catch(() => undefined);
+    for (const pin of ['ipc.ns', 'uts.ns', 'user.ns']) await unpinNamespace(join(dir, pin)).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
     n++;
   }

@@ -16,6 +16,11 @@ import type { PodContext } from './context.js';
 import { createCgroup, isSameProcess, processStartTime, removeCgroup, runHelper, unpinNamespace, waitGone } from './host.js';
 import { SANDBOX_RECORD_VERSION, nowNanos, type SandboxRecord } from './records.js';
 import { validHostname, writeSandboxFiles } from './sandbox-files.js';
+import { sandboxSecurity } from './spec/seccomp/sandbox.js';
+import { hostSecurity } from './spec/security-host.js';
+import { sysctlProblem } from './spec/namespaces.js';
+import { podUserNamespace } from './spec/userns.js';
+import { kernelFeatures } from './runtime/features.js';
 import { fingerprint } from './store/names.js';
 import type { PortMapping } from '../network/service.js';
 
@@ -74,6 +79,14 @@ export function validateSandboxConfig(config: v1.PodSandboxConfig__Output | null
       if (/[\s]/.test(v) || v === '') throw new SkiffError('SKIFF_INVALID_ARGUMENT', `RunPodSandbox: dns_config.${field} entry ${JSON.stringify(v)} is empty or contains whitespace`);
     }
   }
+  // Pod sysctls are refused here, not first at CreateContainer: pause does not go through the OCI
+  // runtime (containerd's sandbox spec would have been refused by runc at this point).
+  const ns = nsOptions(config);
+  for (const key of Object.keys(config.linux?.sysctls ?? {})) {
+    const problem = sysctlProblem(key, { hostNetwork: ns.network === 'NODE', hostIPC: ns.ipc === 'NODE' });
+    if (problem) throw new SkiffError('SKIFF_INVALID_ARGUMENT', `RunPodSandbox: ${problem}`);
+  }
+  podUserNamespace(config); // containerd's userns_options rules, before anything is made
 }
 
 /** The pod's hostname: its own, else its name (which must then be a valid hostname, 63 at most). */
@@ -86,8 +99,8 @@ export function podHostname(config: v1.PodSandboxConfig__Output): string {
 }
 
 /** The namespace pins a pod holds: network, ipc and uts (each absent when the pod uses the host's). */
-export function sandboxPins(rec: Pick<SandboxRecord, 'netnsPath' | 'ipcPath' | 'utsPath'>): string[] {
-  return [rec.netnsPath, rec.ipcPath, rec.utsPath].filter((p): p is string => !!p);
+export function sandboxPins(rec: Pick<SandboxRecord, 'netnsPath' | 'ipcPath' | 'utsPath' | 'userns'>): string[] {
+  return [rec.netnsPath, rec.ipcPath, rec.utsPath, rec.userns?.path].filter((p): p is string => !!p);
 }
 
 function nsOptions(config: v1.PodSandboxConfig__Output): { network: string; pid: string; ipc: string } {
@@ -101,6 +114,9 @@ export class Sandboxes {
   /** RunPodSandbox: returns the sandbox id; a retry of the same request returns the same id. */
   async run(config: v1.PodSandboxConfig__Output, handler: string): Promise<string> {
     validateSandboxConfig(config, this.ctx.cgroupDriver);
+    // seccomp/AppArmor/SELinux asked for the sandbox: refused here when they cannot be honoured.
+    const { pauseUnfiltered } = sandboxSecurity(config, hostSecurity());
+    if (pauseUnfiltered) log.info({ pod: sandboxName(config.metadata!), seccomp: pauseUnfiltered }, 'sandbox seccomp profile checked; skiff-pause itself runs without a filter (no OCI runtime starts it)');
     const runtime = this.ctx.runtime(handler); // an unknown handler fails before anything is made
     const name = sandboxName(config.metadata!);
     const fp = fingerprint({ config, handler: runtime.handler.name });
@@ -115,6 +131,10 @@ export class Sandboxes {
     const dir = this.ctx.sandboxDir(id);
     const hostname = hostNetwork ? (await readFile('/proc/sys/kernel/hostname', 'utf8')).trim() : podHostname(config);
     const cgroupParent = config.linux?.cgroup_parent ?? '';
+    const userns = podUserNamespace(config);
+    if (userns && !kernelFeatures().idmappedOverlayLayers) {
+      throw new SkiffError('SKIFF_FAILED_PRECONDITION', 'RunPodSandbox: a pod user namespace needs idmapped overlayfs layers (Linux 5.19 or later)');
+    }
     const rec: SandboxRecord = {
       version: SANDBOX_RECORD_VERSION,
       id,
@@ -129,6 +149,7 @@ export class Sandboxes {
       ips: [],
       ...(hostNetwork ? {} : { netnsPath: this.ctx.netnsPath(id), utsPath: join(dir, 'uts.ns') }),
       ...(ns.ipc === 'NODE' ? {} : { shmPath: join(dir, 'shm'), ipcPath: join(dir, 'ipc.ns') }),
+      ...(userns ? { userns: { path: join(dir, 'user.ns'), ...userns } } : {}),
       ...(cgroupParent ? { cgroupPath: cgroupPathIn(this.ctx.cgroupDriver, podParentPath(this.ctx.cgroupDriver, cgroupParent), id) } : {}),
     };
     const cleanup = new Cleanup();
@@ -185,6 +206,7 @@ export class Sandboxes {
       // A pod on the node's network keeps the node's UTS namespace and hostname, as in kubelet.
       ...(rec.utsPath ? ['--uts', '--hostname', rec.hostname, '--pin-uts', rec.utsPath] : ['--host-uts']),
       ...procs.flatMap((p) => ['--cgroup-procs', p]),
+      ...(rec.userns ? ['--userns', '--uid-map', idMap(rec.userns.uid), '--gid-map', idMap(rec.userns.gid), '--pin-user', rec.userns.path] : []),
       '--pidfile',
       pidFile,
       '--pause',
@@ -296,6 +318,8 @@ export class Sandboxes {
     return this.ctx.sandboxes.list().filter((r) => r.phase !== 'creating');
   }
 }
+
+const idMap = (m: { containerID: number; hostID: number; size: number }): string => `${m.containerID}:${m.hostID}:${m.size}`;
 
 const PROTOCOLS: Record<string, PortMapping['protocol']> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
 

@@ -33,6 +33,8 @@ export interface PodServiceOptions {
   cgroups: CgroupLayout;
   /** cgroupfs unless given. */
   cgroupDriver?: CgroupDriver;
+  /** CDI spec dirs, lowest priority first; /etc/cdi and /var/run/cdi unless given. */
+  cdiSpecDirs?: string[];
 }
 
 export class PodService {
@@ -58,6 +60,7 @@ export class PodService {
       opts.images,
       opts.network,
       opts.cgroupDriver ?? 'cgroupfs',
+      opts.cdiSpecDirs,
     );
     this.sandboxes = new Sandboxes(this.ctx);
     this.containers = new Containers(this.ctx, this.sandboxes);
@@ -68,6 +71,8 @@ export class PodService {
     const svc = new PodService(opts);
     // Containers' snapshots stay while the containers do, whatever happens to their images.
     opts.images.setSnapshotUsers(() => svc.ctx.containers.list().flatMap((c) => c.snapshots ?? []));
+    // An image mounted as a volume cannot be removed while its container exists.
+    opts.images.setImageUsers(() => svc.ctx.containers.list().flatMap((c) => (c.imageVolumes ?? []).map((v) => ({ imageId: v.imageId, user: `container ${c.id} (image volume "${v.containerPath}")` }))));
     svc.recovery = await recover(svc.ctx, svc.sandboxes, svc.containers);
     return svc;
   }

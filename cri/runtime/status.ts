@@ -11,6 +11,8 @@ export interface StatusSource {
   runtimeReady(): { ready: boolean; reason?: string; message?: string };
   networkReady(): Promise<{ ready: boolean; reason?: string; message?: string }>;
   handlers(): string[];
+  /** What a handler really supports (pod/runtime/features.ts); absent: nothing. */
+  handlerFeatures?(name: string): Promise<{ recursiveReadOnlyMounts: boolean; userNamespaces: boolean }>;
 }
 
 function condition(type: string, c: { ready: boolean; reason?: string; message?: string }): RuntimeCondition {
@@ -23,10 +25,13 @@ export function status(src: StatusSource) {
       conditions: [condition('RuntimeReady', src.runtimeReady()), condition('NetworkReady', await src.networkReady())],
     },
     info: req.verbose ? { config: JSON.stringify(src.config()), version: skiffVersion() } : {},
-    runtime_handlers: src.handlers().map((name) => ({
-      name,
-      features: { recursive_read_only_mounts: false, user_namespaces: false },
-    })),
-    features: { supplemental_groups_policy: false, user_namespaces_host_network: false },
+    runtime_handlers: await Promise.all(
+      src.handlers().map(async (name) => {
+        const f = await src.handlerFeatures?.(name);
+        return { name, features: { recursive_read_only_mounts: f?.recursiveReadOnlyMounts ?? false, user_namespaces: f?.userNamespaces ?? false } };
+      }),
+    ),
+    // Merge and Strict both honoured (pod/spec/user.ts).
+    features: { supplemental_groups_policy: true, user_namespaces_host_network: false },
   });
 }

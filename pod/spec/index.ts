@@ -4,7 +4,10 @@
 // input; host-devices.ts holds the real lookups the caller passes.
 import { OCI_VERSION, type Spec } from './oci-spec.js';
 import type { SpecOption } from './option.js';
+import { withCdiDevices } from './cdi.js';
 import { withDevices } from './devices.js';
+import { withAppArmor, withSELinux } from './lsm.js';
+import { withSeccomp } from './seccomp/index.js';
 import { withMounts } from './mounts.js';
 import { withCgroupsPath, withHostname, withNamespaces, withSysctls } from './namespaces.js';
 import { withCwd, withEnv, withProcessArgs, withTerminal } from './process.js';
@@ -12,6 +15,7 @@ import { withOomScoreAdj, withResources } from './resources.js';
 import { withCapabilities, withMaskedPaths, withNoNewPrivileges, withPrivileged, withReadonlyRootfs } from './security.js';
 import type { ContainerSpecInput } from './types.js';
 import { withUser } from './user.js';
+import { withUserNamespace } from './userns.js';
 
 export type { Spec } from './oci-spec.js';
 export type { ContainerSpecInput, DeviceInfo, HostDevice, HostPropagation, PidMode, ResourceHost, SandboxInfo } from './types.js';
@@ -58,8 +62,13 @@ export const CONTAINER_SPEC_OPTIONS: readonly SpecOption[] = [
   withMaskedPaths,
   withDevices,
   withPrivileged,
+  withSeccomp, // after the capabilities are final: the default profile depends on them
+  withAppArmor,
+  withSELinux,
   withResources,
+  withCdiDevices,
   withNamespaces,
+  withUserNamespace,
   withHostname,
   withSysctls,
   withCgroupsPath,

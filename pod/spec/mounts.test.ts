@@ -113,17 +113,26 @@ const badRows: { name: string; o: FixtureOptions; code?: 'SKIFF_UNIMPLEMENTED'; 
     o: { config: { mounts: [mount('/data', '/srv/data', { propagation: 'PROPAGATION_HOST_TO_CONTAINER' })] }, propagation: { '/srv/data': 'private' } },
     message: /not on a shared or slave mount/,
   },
-  { name: 'recursive_read_only on a rw mount', o: { config: { mounts: [mount('/data', '/srv/data', { recursive_read_only: true })] } }, message: /recursive read-only conflicts with a read-write mount/ },
+  { name: 'recursive_read_only on a rw mount', o: { config: { mounts: [mount('/data', '/srv/data', { recursive_read_only: true })] } }, message: /mount "\/data": recursive read-only \(rro\) requires readonly and private propagation: the mount is read-write/ },
   {
     name: 'recursive_read_only with rslave',
     o: { config: { mounts: [mount('/data', '/srv/data', { readonly: true, recursive_read_only: true, propagation: 'PROPAGATION_HOST_TO_CONTAINER' })] } },
-    message: /recursive read-only needs private propagation/,
+    message: /requires readonly and private propagation: propagation is PROPAGATION_HOST_TO_CONTAINER/,
   },
   {
-    name: 'an image volume',
+    name: 'recursive_read_only with rslave on a private host mount (the rro reason, not the host propagation)',
+    o: { config: { mounts: [mount('/data', '/srv/data', { readonly: true, recursive_read_only: true, propagation: 'PROPAGATION_HOST_TO_CONTAINER' })] }, propagation: { '/srv/data': 'private' } },
+    message: /requires readonly and private propagation: propagation is PROPAGATION_HOST_TO_CONTAINER/,
+  },
+  {
+    name: 'recursive_read_only with rshared',
+    o: { config: { mounts: [mount('/data', '/srv/data', { readonly: true, recursive_read_only: true, propagation: 'PROPAGATION_BIDIRECTIONAL' })] } },
+    message: /requires readonly and private propagation: propagation is PROPAGATION_BIDIRECTIONAL/,
+  },
+  {
+    name: 'an image volume that is not read-only (containerd: readonly must be true)',
     o: { config: { mounts: [mount('/data', '', { image: { image: 'busybox', annotations: {}, user_specified_image: '', runtime_handler: '', image_ref: '' } })] } },
-    code: 'SKIFF_UNIMPLEMENTED',
-    message: /image volume at "\/data" is not supported/,
+    message: /image volume "\/data": readonly must be true for an image mount/,
   },
 ];
 

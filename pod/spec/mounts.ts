@@ -65,7 +65,7 @@ function criMounts(input: ContainerSpecInput): BindRequest[] {
   return input.config.mounts.map((m) => {
     if (!m.container_path) throw invalid(input, 'mount without container_path');
     if (!posix.isAbsolute(m.container_path)) throw invalid(input, `mount container_path "${m.container_path}" is not an absolute path`);
-    if (m.image?.image) throw unimplemented(input, `image volume at "${m.container_path}" is not supported`);
+    if (m.image?.image) return imageVolumeMount(input, m);
     if (m.uidMappings.length || m.gidMappings.length) throw unimplemented(input, `idmapped mount at "${m.container_path}" is not supported`);
     if (!m.host_path) throw invalid(input, `mount "${m.container_path}" has no host_path`);
     if (!posix.isAbsolute(m.host_path)) throw invalid(input, `mount "${m.container_path}": host_path "${m.host_path}" is not an absolute path`);
@@ -78,6 +78,20 @@ function criMounts(input: ContainerSpecInput): BindRequest[] {
       fromCri: true,
     };
   });
+}
+
+/**
+ * An image volume: the caller mounted the image read-only and names the dir (image_sub_path
+ * applied); it is bound like any CRI mount, read-only. containerd's mutateImageMount rules: no
+ * host_path, readonly set.
+ */
+function imageVolumeMount(input: ContainerSpecInput, m: v1.Mount__Output): BindRequest {
+  const where = `image volume "${m.container_path}"`;
+  if (m.host_path) throw invalid(input, `${where}: host_path must be empty for an image mount, got "${m.host_path}"`);
+  if (!m.readonly) throw invalid(input, `${where}: readonly must be true for an image mount`);
+  const hostPath = input.imageVolumes?.get(m.container_path);
+  if (!hostPath) throw invalid(input, `${where}: image "${m.image!.image}" is not mounted`);
+  return { containerPath: m.container_path, hostPath, readonly: true, recursiveReadOnly: m.recursive_read_only, propagation: m.propagation, fromCri: true };
 }
 
 /**
@@ -95,6 +109,13 @@ function bindOptions(input: ContainerSpecInput, b: BindRequest): { options: stri
   const options = ['rbind'];
   let rootfsPropagation: 'rshared' | 'rslave' | undefined;
   const where = `mount "${b.containerPath}"`;
+  // containerd (WithMounts) and CRI-O refuse rro unless the mount is readonly and private; checked
+  // before the host's propagation, which is beside the point for such a mount.
+  if (b.recursiveReadOnly) {
+    const rro = `${where}: recursive read-only (rro) requires readonly and private propagation`;
+    if (!b.readonly) throw invalid(input, `${rro}: the mount is read-write`);
+    if (b.propagation !== 'PROPAGATION_PRIVATE') throw invalid(input, `${rro}: propagation is ${b.propagation}`);
+  }
   switch (b.propagation) {
     case 'PROPAGATION_BIDIRECTIONAL':
       checkPropagation(input, b, ['shared'], 'a shared mount');
@@ -110,8 +131,6 @@ function bindOptions(input: ContainerSpecInput, b: BindRequest): { options: stri
       options.push('rprivate');
   }
   if (b.recursiveReadOnly) {
-    if (!b.readonly) throw invalid(input, `${where}: recursive read-only conflicts with a read-write mount`);
-    if (b.propagation !== 'PROPAGATION_PRIVATE') throw invalid(input, `${where}: recursive read-only needs private propagation, got ${b.propagation}`);
     options.push('rro');
   } else {
     options.push(b.readonly ? 'ro' : 'rw');

@@ -13,7 +13,27 @@ export interface Spec {
   /** In order: the runtime mounts them in this order (config.md "mounts"). */
   mounts: Mount[];
   annotations?: Record<string, string>;
+  /** OCI hooks (config.md "POSIX-platform Hooks"); CDI devices may add some. */
+  hooks?: Hooks;
   linux: Linux;
+}
+
+/** One hook: an absolute path run by the runtime with the container state on stdin. */
+export interface Hook {
+  path: string;
+  args?: string[];
+  env?: string[];
+  /** Seconds. */
+  timeout?: number;
+}
+
+export interface Hooks {
+  prestart?: Hook[];
+  createRuntime?: Hook[];
+  createContainer?: Hook[];
+  startContainer?: Hook[];
+  poststart?: Hook[];
+  poststop?: Hook[];
 }
 
 export interface Process {
@@ -27,6 +47,10 @@ export interface Process {
   capabilities?: LinuxCapabilities;
   noNewPrivileges?: boolean;
   oomScoreAdj?: number;
+  /** AppArmor profile name (config.md "apparmorProfile"). */
+  apparmorProfile?: string;
+  /** SELinux process label (config.md "selinuxLabel"). */
+  selinuxLabel?: string;
 }
 
 export interface User {
@@ -139,4 +163,40 @@ export interface Linux {
   maskedPaths?: string[];
   readonlyPaths?: string[];
   sysctl?: Record<string, string>;
+  seccomp?: LinuxSeccomp;
+  /** SELinux label of the container's mounts (config-linux.md "mountLabel"). */
+  mountLabel?: string;
+}
+
+export type SeccompAction =
+  | 'SCMP_ACT_KILL' | 'SCMP_ACT_KILL_PROCESS' | 'SCMP_ACT_KILL_THREAD' | 'SCMP_ACT_TRAP' | 'SCMP_ACT_ERRNO'
+  | 'SCMP_ACT_TRACE' | 'SCMP_ACT_ALLOW' | 'SCMP_ACT_LOG' | 'SCMP_ACT_NOTIFY';
+
+export type SeccompOperator =
+  | 'SCMP_CMP_NE' | 'SCMP_CMP_LT' | 'SCMP_CMP_LE' | 'SCMP_CMP_EQ' | 'SCMP_CMP_GE' | 'SCMP_CMP_GT' | 'SCMP_CMP_MASKED_EQ';
+
+/** config-linux.md "seccomp": the runtime compiles it to a BPF filter (libseccomp). */
+export interface LinuxSeccomp {
+  defaultAction: SeccompAction;
+  defaultErrnoRet?: number;
+  architectures?: string[];
+  flags?: string[];
+  listenerPath?: string;
+  listenerMetadata?: string;
+  syscalls: LinuxSyscall[];
+}
+
+export interface LinuxSyscall {
+  names: string[];
+  action: SeccompAction;
+  errnoRet?: number;
+  args?: LinuxSeccompArg[];
+}
+
+/** Argument `index` (0-5) compared with `op`; MASKED_EQ: (arg & value) == valueTwo. */
+export interface LinuxSeccompArg {
+  index: number;
+  value: number;
+  valueTwo?: number;
+  op: SeccompOperator;
 }

@@ -3,6 +3,9 @@
 // from disk is read by the caller, so building a spec is a pure function.
 import type * as v1 from '../../cri/gen/v1.js';
 import type { ImageRuntimeConfig } from '../../images/oci.js';
+import type { LinuxIDMapping } from './oci-spec.js';
+import type { SecurityHost } from './security-host.js';
+import type { CdiInjection } from './cdi.js';
 
 export type PidMode = 'POD' | 'CONTAINER' | 'NODE' | 'TARGET';
 
@@ -52,6 +55,8 @@ export interface SandboxInfo {
   shmPath?: string;
   /** Informational: the caller computes cgroupsPath from it. */
   cgroupParent?: string;
+  /** The pod's user namespace (userns_options mode POD): its pin and mappings; absent: the host's. */
+  userns?: { path: string; uid: LinuxIDMapping; gid: LinuxIDMapping };
 }
 
 /** What the host's cgroups allow, for resources (pod/cgroups/host-facts.ts reads them). */
@@ -96,4 +101,10 @@ export interface ContainerSpecInput {
   hostCapabilities?: readonly string[];
   /** Host device nodes for privileged containers (the caller lists /dev). */
   privilegedDevices?: HostDevice[];
+  /** Architecture, kernel, AppArmor/SELinux and Localhost seccomp files; absent: seccomp/index.ts NO_HOST. */
+  securityHost?: SecurityHost;
+  /** Image volumes the caller mounted: CRI container_path → host dir (image_sub_path applied). */
+  imageVolumes?: ReadonlyMap<string, string>;
+  /** The CDI devices the caller resolved (pod/cdi/) and their edits, in order. */
+  cdi?: CdiInjection;
 }
