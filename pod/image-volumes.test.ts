@@ -7,7 +7,8 @@ import { SkiffError, isSkiffError, errnoCode } from '../common/errors.js';
 import type { ImageRecord } from '../images/image-store.js';
 import { buildContainerSpec } from './spec/index.js';
 import { mount, specInput, throwsSkiff } from './spec/fixture.js';
-import { mountImageVolumes, planImageVolumes, resolveInRoot, subPathError, unmountImageVolumes } from './image-volumes.js';
+import { mountImageVolumes, planImageVolumes, subPathError, unmountImageVolumes } from './image-volumes.js';
+import { resolveInRoot } from './rootfs.js';
 
 const imageSpec = (image: string) => ({ image, annotations: {}, user_specified_image: '', runtime_handler: '', image_ref: '' });
 const volume = (containerPath: string, image: string, over: Parameters<typeof mount>[2] = {}) => mount(containerPath, '', { image: imageSpec(image), readonly: true, ...over });

@@ -5,18 +5,18 @@
 // mutateImageMount (internal/cri/server/container_image_mount.go): no host_path, readonly set, the
 // image resolved locally like the container's own, image_sub_path an existing directory inside
 // the image (containerd opens it with os.OpenInRoot; here symlinks resolve against the image root).
-import { lstat, mkdir, readdir, readlink, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type * as v1 from '../cri/gen/v1.js';
 import { SkiffError, errnoCode, errorMessage } from '../common/errors.js';
 import type { ImageRecord } from '../images/image-store.js';
 import { MS_RDONLY, mount, unmount } from '../native/sys.js';
+import { resolveInRoot } from './rootfs.js';
 
 const DIR = 'image-volumes';
 /** A read-only overlay needs two lower dirs; a one-layer image gets this empty one as its second. */
 const EMPTY = '.empty';
 const MAX_OPTIONS = 4000;
-const MAX_SYMLINKS = 40;
 
 export interface ImageVolume {
   containerPath: string;
@@ -71,42 +71,6 @@ export function planImageVolumes(images: { resolve(ref: string): ImageRecord | u
   return out;
 }
 
-/**
- * Where `subPath` is inside `root`, resolving symlinks as a process chrooted there would: an
- * absolute target is root-relative and ".." stops at the root, so the result never leaves it.
- * Undefined when a component is missing; the path and its kind otherwise.
- */
-export async function resolveInRoot(root: string, subPath: string): Promise<{ path: string; isDirectory: boolean } | undefined> {
-  let rel = posix.normalize('/' + subPath);
-  for (let hops = 0; hops <= MAX_SYMLINKS; hops++) {
-    const parts = rel.split('/').filter(Boolean);
-    let cur = '/';
-    let redirected = false;
-    for (let i = 0; i < parts.length; i++) {
-      const next = posix.join(cur, parts[i]);
-      let st;
-      try {
-        st = await lstat(join(root, next));
-      } catch (err) {
-        if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
-        throw err;
-      }
-      if (st.isSymbolicLink()) {
-        const target = await readlink(join(root, next));
-        rel = posix.normalize('/' + posix.join(target.startsWith('/') ? target : posix.join(cur, target), ...parts.slice(i + 1)));
-        redirected = true;
-        break;
-      }
-      if (i < parts.length - 1 && !st.isDirectory()) return undefined;
-      cur = next;
-    }
-    if (!redirected) {
-      const st = await lstat(join(root, cur));
-      return { path: join(root, cur), isDirectory: st.isDirectory() };
-    }
-  }
-  throw new SkiffError('SKIFF_INVALID_ARGUMENT', `"${subPath}": too many levels of symbolic links`);
-}
 
 function overlayOptions(lowerDirs: string[]): string {
   for (const d of lowerDirs) if (/[,:]/.test(d)) throw new SkiffError('SKIFF_INTERNAL', `overlay dir "${d}" contains "," or ":"`);

@@ -1,7 +1,7 @@
 // A container's root filesystem: an overlayfs mount of the image's snapshots (read-only lower
 // dirs, topmost first) under a per-container upper and work dir — the writable layer. Also reads
 // files of the image (/etc/passwd, /etc/group) without ever following a symlink out of the root.
-import { lstat, mkdir, readFile, readlink } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readlink, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { SkiffError, errnoCode } from '../common/errors.js';
 import { mount, unmount } from '../native/sys.js';
@@ -40,13 +40,18 @@ export function unmountRootfs(target: string): void {
   unmount(target);
 }
 
+/** Symlinks followed while resolving one path, as the kernel's MAXSYMLINKS. */
+const MAX_SYMLINKS = 40;
+
 /**
- * Reads `path` inside `root` as the container would see it: symlinks are resolved against `root`
- * (an absolute link target means root-relative), never the host. Undefined when absent.
+ * Where `path` is inside `root`, resolving symlinks as a process chrooted there would: an absolute
+ * target is root-relative and ".." stops at the root, so the result never leaves it (the host is
+ * never looked at). Undefined when a component is missing or not a directory; the host path and
+ * whether it is a directory otherwise.
  */
-export async function readInRoot(root: string, path: string, maxBytes = 1 << 20): Promise<string | undefined> {
+export async function resolveInRoot(root: string, path: string): Promise<{ path: string; isDirectory: boolean } | undefined> {
   let rel = posix.normalize('/' + path);
-  for (let hops = 0; hops < 40; hops++) {
+  for (let hops = 0; hops <= MAX_SYMLINKS; hops++) {
     const parts = rel.split('/').filter(Boolean);
     let cur = '/';
     let redirected = false;
@@ -67,14 +72,25 @@ export async function readInRoot(root: string, path: string, maxBytes = 1 << 20)
         break;
       }
       if (i < parts.length - 1 && !st.isDirectory()) return undefined;
-      if (i === parts.length - 1) {
-        if (!st.isFile()) return undefined;
-        if (st.size > maxBytes) throw new SkiffError('SKIFF_INVALID_ARGUMENT', `${path} in the image is larger than ${maxBytes} bytes`);
-        return readFile(join(root, next), 'utf8');
-      }
       cur = next;
     }
-    if (!redirected) return undefined;
+    if (!redirected) {
+      const st = await lstat(join(root, cur));
+      return { path: join(root, cur), isDirectory: st.isDirectory() };
+    }
   }
-  throw new SkiffError('SKIFF_INVALID_ARGUMENT', `${path} in the image: too many levels of symbolic links`);
+  throw new SkiffError('SKIFF_INVALID_ARGUMENT', `"${path}" in the image: too many levels of symbolic links`);
+}
+
+/**
+ * Reads `path` inside `root` as the container would see it (resolveInRoot); undefined when absent
+ * or not a regular file.
+ */
+export async function readInRoot(root: string, path: string, maxBytes = 1 << 20): Promise<string | undefined> {
+  const found = await resolveInRoot(root, path);
+  if (!found || found.isDirectory) return undefined;
+  const st = await stat(found.path);
+  if (!st.isFile()) return undefined;
+  if (st.size > maxBytes) throw new SkiffError('SKIFF_INVALID_ARGUMENT', `${path} in the image is larger than ${maxBytes} bytes`);
+  return readFile(found.path, 'utf8');
 }
