@@ -132,3 +132,29 @@ export async function startContainerdCri(reg: TestRegistry, pauseRef: string): P
   }
   return { client, peer, stop };
 }
+
+/**
+ * Runs `measure` against Debian's containerd CRI with the bench image `image` pulled: undefined,
+ * with the reason in `notes`, when containerd is not installed or fails; what stopping it had to
+ * force goes to `notes` too.
+ */
+export async function withContainerd<T>(reg: TestRegistry, image: string, notes: string[], measure: (client: CriClient) => Promise<T>): Promise<T | undefined> {
+  try {
+    await access('/usr/bin/containerd');
+  } catch {
+    notes.push('containerd: not installed (/usr/bin/containerd); comparison skipped');
+    return undefined;
+  }
+  try {
+    const ctr = await startContainerdCri(reg, await pushPauseImage(reg));
+    try {
+      await ctr.client.pullImage({ image: { image } });
+      return await measure(ctr.client);
+    } finally {
+      notes.push(...(await ctr.stop()));
+    }
+  } catch (err) {
+    notes.push(`containerd 1.6 CRI could not be measured: ${(err as Error).message}`);
+    return undefined;
+  }
+}

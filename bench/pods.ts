@@ -20,7 +20,7 @@ import { TestDaemon } from '../e2e/harness/daemon.js';
 import { busyboxLayer } from '../e2e/harness/layer.js';
 import { pushImage } from '../e2e/harness/push.js';
 import { startRegistry, type TestRegistry } from '../e2e/harness/registry.js';
-import { pushPauseImage, startContainerdCri } from './containerd-cri.js';
+import { withContainerd } from './containerd-cri.js';
 import { percentile, table } from './stats.js';
 
 const PODS = Number(process.env.SKIFF_BENCH_PODS ?? 50);
@@ -297,25 +297,11 @@ async function measureSkiff(w: World, registryHost: string): Promise<Result[]> {
   }
 }
 
-/** containerd's result, or why there is none (in `notes`, with whatever stopping it had to force). */
-async function measureContainerd(w: World, reg: TestRegistry, notes: string[]): Promise<Result | undefined> {
-  if (!(await exists('/usr/bin/containerd'))) {
-    notes.push('containerd: not installed (/usr/bin/containerd); comparison skipped');
-    return undefined;
-  }
-  try {
-    const ctr = await startContainerdCri(reg, await pushPauseImage(reg));
-    try {
-      await ctr.client.pullImage({ image: { image: w.image } });
-      const target: Target = { label: 'containerd runc hostnet', client: ctr.client, handler: '', hostNetwork: true, supervisor: 'containerd-shim' };
-      return await measure(target, w);
-    } finally {
-      notes.push(...(await ctr.stop()));
-    }
-  } catch (err) {
-    notes.push(`containerd 1.6 CRI could not be measured: ${(err as Error).message}`);
-    return undefined;
-  }
+/** containerd's result, or why there is none (in `notes`). */
+function measureContainerd(w: World, reg: TestRegistry, notes: string[]): Promise<Result | undefined> {
+  return withContainerd(reg, w.image, notes, (client) =>
+    measure({ label: 'containerd runc hostnet', client, handler: '', hostNetwork: true, supervisor: 'containerd-shim' }, w),
+  );
 }
 
 /**

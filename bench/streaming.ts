@@ -21,8 +21,8 @@ import { stOpen } from '../cri/streaming/spdy/peer.js';
 import { TestDaemon } from '../e2e/harness/daemon.js';
 import { freePort } from '../e2e/harness/process.js';
 import type { TestRegistry } from '../e2e/harness/registry.js';
-import { pushPauseImage, startContainerdCri } from './containerd-cri.js';
-import { exists, inBenchWorld, podConfig, removePods, slug, type Target, type World } from './pods.js';
+import { withContainerd } from './containerd-cri.js';
+import { inBenchWorld, podConfig, removePods, slug, type Target, type World } from './pods.js';
 import { MiB, percentile, table } from './stats.js';
 
 // Not SKIFF_BENCH_EXECS: the pods section reads that one as execs per pod.
@@ -395,27 +395,14 @@ async function measureSkiff(w: World, registryHost: string, bytes: number): Prom
   }
 }
 
-/** containerd's figures, or why there are none (in `notes`, with whatever stopping it had to force). */
-async function measureContainerd(w: World, reg: TestRegistry, bytes: number, notes: string[]): Promise<Figures | undefined> {
-  if (!(await exists('/usr/bin/containerd'))) {
-    notes.push('containerd: not installed (/usr/bin/containerd); comparison skipped');
-    return undefined;
-  }
-  try {
-    const ctr = await startContainerdCri(reg, await pushPauseImage(reg));
-    try {
-      await ctr.client.pullImage({ image: { image: w.image } });
-      const target: Target = { label: 'containerd', client: ctr.client, handler: '', hostNetwork: true, supervisor: 'containerd-shim' };
-      // Host network: the servers listen on the node, on ports nobody uses now.
-      const ports = { echo: await freePort(), source: await freePort(), sink: await freePort() };
-      return await measure({ target, ports, lenient: true }, w, bytes);
-    } finally {
-      notes.push(...(await ctr.stop()));
-    }
-  } catch (err) {
-    notes.push(`containerd 1.6 CRI could not be measured: ${(err as Error).message}`);
-    return undefined;
-  }
+/** containerd's figures, or why there are none (in `notes`). */
+function measureContainerd(w: World, reg: TestRegistry, bytes: number, notes: string[]): Promise<Figures | undefined> {
+  return withContainerd(reg, w.image, notes, async (client) => {
+    const target: Target = { label: 'containerd', client, handler: '', hostNetwork: true, supervisor: 'containerd-shim' };
+    // Host network: the servers listen on the node, on ports nobody uses now.
+    const ports = { echo: await freePort(), source: await freePort(), sink: await freePort() };
+    return measure({ target, ports, lenient: true }, w, bytes);
+  });
 }
 
 function report(results: Figures[], bytes: number, load: number[]): string {
