@@ -1,7 +1,8 @@
 // e2e: seccomp, AppArmor and SELinux requests, checked from inside containers by skiff-probe
 // (native/probe.c, bind-mounted read-only at /probe), on crun and runc: RuntimeDefault blocks
 // unshare and keyctl but not chmod, a Localhost profile that denies chmod does, Unconfined and
-// privileged containers have no filter, the deprecated profile strings work; bad requests fail
+// privileged containers have no filter, the deprecated profile strings work; on crun the filter
+// comes precompiled by skiffd (run.oci.seccomp_bpf_data), on runc from linux.seccomp; bad requests fail
 // with INVALID_ARGUMENT and leave no container, bundle, layer or mount behind.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -68,6 +69,24 @@ describe('seccomp, AppArmor and SELinux', () => {
     return /^Seccomp:\s+(\d)/m.exec(await probe(id, 'status'))?.[1] ?? '?';
   }
 
+  /**
+   * crun gets linux.seccomp precompiled by skiffd in run.oci.seccomp_bpf_data, and keeps linux.seccomp
+   * for its flags; the program crun loaded (its state dir's seccomp.bpf) is that one. runc: no annotation.
+   */
+  async function checkPrecompiled(id: string, handler: string): Promise<void> {
+    const config = JSON.parse(await readFile(join(w.d.state, 'containers', id, 'config.json'), 'utf8')) as { annotations?: Record<string, string>; linux: { seccomp?: unknown } };
+    assert.ok(config.linux.seccomp, 'linux.seccomp stays');
+    const bpf = config.annotations?.['run.oci.seccomp_bpf_data'];
+    if (handler !== 'crun') {
+      assert.equal(bpf, undefined, `no annotation for ${handler}`);
+      return;
+    }
+    assert.ok(bpf, 'run.oci.seccomp_bpf_data is set for crun');
+    const program = Buffer.from(bpf, 'base64');
+    assert.ok(program.length > 0 && program.length % 8 === 0, `${program.length} bytes of BPF`);
+    assert.deepEqual(await readFile(join(w.d.state, 'runtime', handler, id, 'seccomp.bpf')), program, 'crun loaded the precompiled program');
+  }
+
   /** What a failed CreateContainer or RunPodSandbox could have left: records, dirs, mounts. */
   async function leftovers(): Promise<Record<string, unknown>> {
     const ls = (dir: string) => readdir(dir).then((n) => n.sort(), () => [] as string[]);
@@ -94,6 +113,7 @@ describe('seccomp, AppArmor and SELinux', () => {
       assert.equal(await probe(rd, 'keyctl'), 'EPERM', 'keyctl is never allowed');
       assert.equal(await probe(rd, 'mount', '/mnt'), 'EPERM');
       assert.equal(await probe(rd, 'chmod', '/bin', '755'), 'ok', 'chmod is allowed');
+      await checkPrecompiled(rd, handler);
 
       const old = await run(podId, cfg, 'deprecated-string', { seccomp_profile_path: 'runtime/default' });
       assert.equal(await seccompMode(old), '2');
@@ -103,6 +123,7 @@ describe('seccomp, AppArmor and SELinux', () => {
       assert.equal(await seccompMode(local), '2');
       assert.equal(await probe(local, 'chmod', '/bin', '755'), 'EPERM', 'the Localhost profile denies chmod');
       assert.equal(await probe(local, 'keyctl'), 'ok', 'and nothing else');
+      await checkPrecompiled(local, handler);
 
       const oldLocal = await run(podId, cfg, 'localhost-string', { seccomp_profile_path: `localhost/${denyChmod}` });
       assert.equal(await probe(oldLocal, 'chmod', '/bin', '755'), 'EPERM');

@@ -29,11 +29,15 @@ import { criResources } from './spec/resources.js';
 import { resourceHost } from './cgroups/host-facts.js';
 import { hostCapabilities, hostDevices, hostPropagation, statDevice } from './spec/host-devices.js';
 import { hostSecurity } from './spec/security-host.js';
+import { seccompBpfCompiler, withSeccompBpf } from './spec/seccomp/bpf.js';
+import { libseccomp } from '../native/libseccomp.js';
 
 const log = logger('container');
 const NAME_MAX = 253;
 /** skiffd's bounding set, read once: it does not change while the process runs. */
 const HOST_CAPABILITIES = hostCapabilities();
+/** crun gets linux.seccomp precompiled: once per (profile, capability set), not once per container. */
+const compileSeccompBpf = seccompBpfCompiler(libseccomp, { debug: (fields, msg) => log.debug(fields, msg) });
 
 export interface BundlePaths {
   bundle: string;
@@ -154,6 +158,7 @@ export async function createContainerIn(
     });
     // A runtime without "rro" gets a recursively read-only copy instead (released with the bundle).
     if (!(await handlerFeatures(runtime.handler)).runtimeRro) stageRecursiveReadOnly(spec, p.bundle);
+    if (runtime.handler.kind === 'crun') withSeccompBpf(spec, compileSeccompBpf);
     await writeFile(p.config, JSON.stringify(spec));
     if (logPath) await mkdir(dirname(logPath), { recursive: true });
 
