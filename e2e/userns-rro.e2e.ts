@@ -5,7 +5,7 @@
 // precise status and leaves no pin, mount or record behind.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as v1 from '../cri/gen/v1.js';
 import { mount, unmount } from '../native/sys.js';
@@ -118,6 +118,42 @@ describe('user namespaces and recursive read-only mounts', () => {
       await d.client.removePodSandbox({ pod_sandbox_id: podId });
       assert.ok(!mountinfo().includes(join(d.state, 'containers', id)), 'no idmapped layer left mounted');
       assert.deepEqual(readdirSync(join(d.state, 'sandboxes')).filter((e) => e === podId), []);
+    });
+
+    test(`${handler}: a volume with the pod's mappings is idmapped (root's files on both sides), a plain one is not`, async () => {
+      const cfg = pod(`idvol-${handler}`, { mode: 'POD', uids: MAPPING, gids: MAPPING });
+      const { pod_sandbox_id: podId } = await d.client.runPodSandbox({ config: cfg, runtime_handler: handler });
+      const vols = { mapped: join(w.dir, `mapped-${handler}`), plain: join(w.dir, `plain-${handler}`) };
+      for (const v of Object.values(vols)) {
+        mkdirSync(v, { recursive: true });
+        chmodSync(v, 0o777); // the pod's root is an unprivileged uid on the host
+        writeFileSync(join(v, 'host-root-file'), 'x'); // owned by host root
+      }
+      const id = await run(podId, cfg, 'vols', ['sleep', '3600'], {
+        mounts: [
+          { container_path: '/mapped', host_path: vols.mapped, uidMappings: MAPPING, gidMappings: MAPPING },
+          { container_path: '/plain', host_path: vols.plain },
+        ],
+      });
+      const r = await sh(id, 'touch /mapped/by-root /plain/by-root && stat -c %u /mapped/host-root-file /plain/host-root-file');
+      assert.equal(r.code, 0, r.err);
+      assert.equal(r.out, '0\n65534\n', 'host root is the pod root only through the idmapped volume');
+      assert.equal(statSync(join(vols.mapped, 'by-root')).uid, 0, 'container root writes as host root through the idmap');
+      assert.equal(statSync(join(vols.plain, 'by-root')).uid, HOSTBASE, 'and as the mapped uid through a plain bind');
+      const bad = await d.client
+        .createContainer({
+          pod_sandbox_id: podId,
+          config: { metadata: { name: 'other-map', attempt: 0 }, image: { image }, command: ['true'], log_path: 'x.log', mounts: [{ container_path: '/m', host_path: vols.mapped, uidMappings: [{ container_id: 0, host_id: 5000, length: 10 }], gidMappings: MAPPING }] },
+          sandbox_config: cfg,
+        })
+        .then(
+          () => undefined,
+          (e: { code: number; details: string }) => e,
+        );
+      assert.equal(bad?.code, 12, `UNIMPLEMENTED for mappings other than the pod's: ${bad?.details ?? 'created'}`);
+      await d.client.stopPodSandbox({ pod_sandbox_id: podId });
+      await d.client.removePodSandbox({ pod_sandbox_id: podId });
+      assert.ok(!mountinfo().includes('idmap-mounts'), 'no idmapped volume copy left mounted');
     });
 
     test(`${handler}: rro makes a submount read-only where plain readonly does not`, async () => {

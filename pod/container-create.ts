@@ -18,6 +18,7 @@ import { isSameProcess, processStartTime } from './host.js';
 import { CONTAINER_RECORD_VERSION, nowNanos, type ContainerRecord, type SandboxRecord } from './records.js';
 import { mountRootfs, readInRoot, unmountRootfs } from './rootfs.js';
 import { releaseBundleMounts } from './bundle-mounts.js';
+import { stageIdmappedMounts } from './idmap-mounts.js';
 import { stageRecursiveReadOnly } from './rro-mounts.js';
 import { handlerFeatures } from './runtime/features.js';
 import { mountIdmappedRootfs } from './userns-rootfs.js';
@@ -158,6 +159,8 @@ export async function createContainerIn(
     });
     // A runtime without "rro" gets a recursively read-only copy instead (released with the bundle).
     if (!(await handlerFeatures(runtime.handler)).runtimeRro) stageRecursiveReadOnly(spec, p.bundle);
+    // Volumes with the pod's mappings become idmapped copies (released with the bundle).
+    if (sandbox.userns) stageIdmappedMounts(spec, p.bundle, sandbox.userns.path);
     if (runtime.handler.kind === 'crun') withSeccompBpf(spec, compileSeccompBpf);
     await writeFile(p.config, JSON.stringify(spec));
     if (logPath) await mkdir(dirname(logPath), { recursive: true });

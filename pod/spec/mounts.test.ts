@@ -144,3 +144,30 @@ test('hostPathsToCreate lists the missing CRI host paths once, for the caller to
   const input = specInput({ config: { mounts: [mount('/a', '/srv/a'), mount('/b', '/srv/b'), mount('/c', '/srv/a'), mount('/d', 'relative')] } });
   assert.deepEqual(hostPathsToCreate(input.config, (p) => p === '/srv/b'), ['/srv/a']);
 });
+
+const POD_USERNS = { path: '/run/skiff/sandboxes/s/user.ns', uid: { containerID: 0, hostID: 300000, size: 65536 }, gid: { containerID: 0, hostID: 300000, size: 65536 } };
+const idmapping = (container_id: number, host_id: number, length: number) => ({ container_id, host_id, length });
+
+test('mounts: a CRI mount with the pod user namespace mappings carries them for staging', () => {
+  const m = mount('/data', '/srv/data', { uidMappings: [idmapping(0, 300000, 65536)], gidMappings: [idmapping(0, 300000, 65536)] });
+  const got = at({ sandbox: { userns: POD_USERNS }, config: { mounts: [m] } }, '/data');
+  assert.deepEqual(got?.uidMappings, [POD_USERNS.uid]);
+  assert.deepEqual(got?.gidMappings, [POD_USERNS.gid]);
+  assert.equal(at({ sandbox: { userns: POD_USERNS }, config: { mounts: [mount('/plain', '/srv/plain')] } }, '/plain')?.uidMappings, undefined);
+});
+
+test('mounts: idmapped mounts outside a pod user namespace, or with other mappings, are refused', () => {
+  const own = [idmapping(0, 300000, 65536)];
+  throwsSkiff(() => build({ config: { mounts: [mount('/data', '/srv/data', { uidMappings: own, gidMappings: own })] } }), 'SKIFF_INVALID_ARGUMENT', /mount "\/data": uidMappings\/gidMappings need a pod user namespace/);
+  const other = [idmapping(0, 400000, 65536)];
+  throwsSkiff(
+    () => build({ sandbox: { userns: POD_USERNS }, config: { mounts: [mount('/data', '/srv/data', { uidMappings: other, gidMappings: own })] } }),
+    'SKIFF_UNIMPLEMENTED',
+    /mount "\/data": UID mappings \[0:400000:65536\] differ from the pod's \(0:300000:65536\)/,
+  );
+  throwsSkiff(
+    () => build({ sandbox: { userns: POD_USERNS }, config: { mounts: [mount('/data', '/srv/data', { uidMappings: own, gidMappings: [] })] } }),
+    'SKIFF_UNIMPLEMENTED',
+    /GID mappings \[\] differ/,
+  );
+});

@@ -3,7 +3,7 @@
 // (internal/cri/opts/spec_linux_opts.go WithMounts, container_create.go linuxContainerMounts).
 import { posix } from 'node:path';
 import type * as v1 from '../../cri/gen/v1.js';
-import type { Mount } from './oci-spec.js';
+import type { LinuxIDMapping, Mount } from './oci-spec.js';
 import { invalid, securityContext, unimplemented, type SpecOption } from './option.js';
 import type { ContainerSpecInput } from './types.js';
 
@@ -29,6 +29,8 @@ interface BindRequest {
   propagation: v1.MountPropagation__Output;
   /** Came from the CRI request (checked against the host), not from the sandbox. */
   fromCri: boolean;
+  /** The pod's mappings, when the mount asked to be idmapped with them. */
+  idmap?: { uid: LinuxIDMapping; gid: LinuxIDMapping };
 }
 
 function clean(path: string): string {
@@ -66,9 +68,9 @@ function criMounts(input: ContainerSpecInput): BindRequest[] {
     if (!m.container_path) throw invalid(input, 'mount without container_path');
     if (!posix.isAbsolute(m.container_path)) throw invalid(input, `mount container_path "${m.container_path}" is not an absolute path`);
     if (m.image?.image) return imageVolumeMount(input, m);
-    if (m.uidMappings.length || m.gidMappings.length) throw unimplemented(input, `idmapped mount at "${m.container_path}" is not supported`);
     if (!m.host_path) throw invalid(input, `mount "${m.container_path}" has no host_path`);
     if (!posix.isAbsolute(m.host_path)) throw invalid(input, `mount "${m.container_path}": host_path "${m.host_path}" is not an absolute path`);
+    const idmap = m.uidMappings.length || m.gidMappings.length ? mountIdmap(input, m) : undefined;
     return {
       containerPath: m.container_path,
       hostPath: m.host_path,
@@ -76,8 +78,29 @@ function criMounts(input: ContainerSpecInput): BindRequest[] {
       recursiveReadOnly: m.recursive_read_only,
       propagation: m.propagation,
       fromCri: true,
+      ...(idmap ? { idmap } : {}),
     };
   });
+}
+
+/**
+ * The mappings of an idmapped CRI mount. They are accepted in a pod user namespace and only as the
+ * pod's own (one range each, as kubelet sends them): the mount is then idmapped with the pod's
+ * pinned namespace. Other mappings would need a user namespace of their own.
+ */
+function mountIdmap(input: ContainerSpecInput, m: v1.Mount__Output): { uid: LinuxIDMapping; gid: LinuxIDMapping } {
+  const where = `mount "${m.container_path}"`;
+  const pod = input.sandbox.userns;
+  if (!pod) throw invalid(input, `${where}: uidMappings/gidMappings need a pod user namespace (userns_options mode POD)`);
+  const show = (x: LinuxIDMapping): string => `${x.containerID}:${x.hostID}:${x.size}`;
+  const one = (kind: string, got: v1.IDMapping__Output[], want: LinuxIDMapping): LinuxIDMapping => {
+    const asked = got.map((g) => ({ containerID: g.container_id, hostID: g.host_id, size: g.length }));
+    if (asked.length !== 1 || show(asked[0]) !== show(want)) {
+      throw unimplemented(input, `${where}: ${kind} mappings [${asked.map(show).join(' ')}] differ from the pod's (${show(want)}); only the pod's own are supported`);
+    }
+    return want;
+  };
+  return { uid: one('UID', m.uidMappings, pod.uid), gid: one('GID', m.gidMappings, pod.gid) };
 }
 
 /**
@@ -168,7 +191,13 @@ export const withMounts: SpecOption = (spec, input) => {
     }
     const { options, rootfsPropagation } = bindOptions(input, b);
     if (rootfsPropagation === 'rshared' || (rootfsPropagation === 'rslave' && propagation !== 'rshared')) propagation = rootfsPropagation;
-    mounts.push({ destination: b.containerPath, type: 'bind', source: b.hostPath, options });
+    mounts.push({
+      destination: b.containerPath,
+      type: 'bind',
+      source: b.hostPath,
+      options,
+      ...(b.idmap ? { uidMappings: [b.idmap.uid], gidMappings: [b.idmap.gid] } : {}),
+    });
   }
   spec.mounts = mounts;
   if (propagation) spec.linux.rootfsPropagation = propagation;

@@ -80,6 +80,9 @@ export interface Mount {
   source?: string;
   type?: string;
   options?: string[];
+  /** runtime-spec 1.1 idmapped mounts; skiff stages these itself (pod/idmap-mounts.ts). */
+  uidMappings?: LinuxIDMapping[];
+  gidMappings?: LinuxIDMapping[];
 }
 
 export type NamespaceType = 'pid' | 'network' | 'mount' | 'ipc' | 'uts' | 'user' | 'cgroup';
