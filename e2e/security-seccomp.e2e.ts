@@ -188,9 +188,25 @@ describe('seccomp, AppArmor and SELinux', () => {
       });
       assert.deepEqual(await leftovers(), before, `${r.name}: nothing left behind`);
     }
-    // A sandbox asking for RuntimeDefault runs (the profile is checked; see pod/spec/seccomp/sandbox.ts).
-    const cfg = pod('sb-default', 'crun', { seccomp: { profile_type: 'RuntimeDefault' } });
-    const { pod_sandbox_id: podId } = await w.d.client.runPodSandbox({ config: cfg });
-    await w.d.client.removePodSandbox({ pod_sandbox_id: podId });
+  });
+
+  test('the sandbox profile is loaded into skiff-pause (with no_new_privs); Unconfined and privileged sandboxes run unfiltered', async () => {
+    const pauseStatus = async (sc: Partial<v1.LinuxSandboxSecurityContext>, name: string): Promise<{ seccomp: string; nnp: string; filters: string }> => {
+      const { pod_sandbox_id: podId } = await w.d.client.runPodSandbox({ config: pod(name, 'crun', sc) });
+      try {
+        const pid = Number((await readFile(join(w.d.state, 'sandboxes', podId, 'pause.pid'), 'utf8')).trim());
+        const status = await readFile(`/proc/${pid}/status`, 'utf8');
+        const field = (k: string): string => new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? '?';
+        return { seccomp: field('Seccomp'), nnp: field('NoNewPrivs'), filters: field('Seccomp_filters') };
+      } finally {
+        await w.d.client.removePodSandbox({ pod_sandbox_id: podId });
+      }
+    };
+    assert.deepEqual(await pauseStatus({ seccomp: { profile_type: 'RuntimeDefault' } }, 'sb-default'), { seccomp: '2', nnp: '1', filters: '1' });
+    const path = join(w.dir, 'sb-deny-chmod.json');
+    await writeFile(path, JSON.stringify(DENY_CHMOD));
+    assert.deepEqual(await pauseStatus({ seccomp: { profile_type: 'Localhost', localhost_ref: path } }, 'sb-local'), { seccomp: '2', nnp: '1', filters: '1' });
+    assert.equal((await pauseStatus({ seccomp: { profile_type: 'Unconfined' } }, 'sb-unconfined')).seccomp, '0');
+    assert.equal((await pauseStatus({ seccomp: { profile_type: 'RuntimeDefault' }, privileged: true }, 'sb-priv')).seccomp, '0');
   });
 });

@@ -10,6 +10,7 @@
  *                    [--uts | --host-uts] [--pid | --host-pid] [--pin-ipc PATH] [--pin-uts PATH]
  *                    [--hostname NAME] [--cgroup-procs FILE]... [--pidfile FILE] [--pause PATH]
  *                    [--pause-log FILE] [--userns --uid-map C:H:N --gid-map C:H:N --pin-user PATH]
+ *                    [--seccomp-bpf FILE]
  *   skiff-ns runtime [--hide-mount PATH]... -- ARGV...
  *   skiff-ns -v
  *
@@ -31,6 +32,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <grp.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 
 #define PROG "skiff-ns"
 #define MAX_LIST 32 /* --cgroup-procs and --hide-mount: far more than any host has controllers */
@@ -50,6 +53,7 @@ static const char usage_text[] =
     "                        [--uts|--host-uts] [--pid|--host-pid] [--pin-ipc PATH] [--pin-uts PATH]\n"
     "                        [--hostname NAME] [--cgroup-procs FILE]... [--pidfile FILE] [--pause PATH]\n"
     "                        [--pause-log FILE] [--userns --uid-map C:H:N --gid-map C:H:N --pin-user PATH]\n"
+    "                        [--seccomp-bpf FILE]\n"
     "       skiff-ns runtime [--hide-mount PATH]... -- ARGV...\n"
     "       skiff-ns -v\n";
 
@@ -170,6 +174,8 @@ struct sandbox_opts {
   int new_user; /* 1: a new user namespace (with uid_map, gid_map), pinned on pin_user */
   const char *uid_map, *gid_map; /* "C:H:N": one range each, as kubelet gives them */
   const char *pin_user;
+  const char *seccomp_bpf; /* a BPF program (skiffd compiled it) loaded into pause before its exec */
+  struct sock_fprog seccomp; /* read by the caller, while it can still read the file */
 };
 
 /* Marks every descriptor above stderr close-on-exec (the sync pipe must live until the exec). */
@@ -225,6 +231,52 @@ static int pause_child_setup(const struct sandbox_opts *o, struct skiff_err *err
     return -1;
   if (prctl(PR_SET_PDEATHSIG, 0) < 0)
     return skiff_fail(err, errno, "prctl PR_SET_PDEATHSIG");
+  /* Last: from here on the filter judges every call, the exec of pause included. no_new_privs as
+   * runtimes set it for a filtered process. */
+  if (o->seccomp.len > 0) {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+      return skiff_fail(err, errno, "prctl PR_SET_NO_NEW_PRIVS");
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &o->seccomp) < 0)
+      return skiff_fail(err, errno, "load the seccomp filter of %s", o->seccomp_bpf);
+  }
+  return 0;
+}
+
+/* Reads the BPF program of --seccomp-bpf: whole sock_filter entries, at most BPF_MAXINSNS. */
+static int read_seccomp(struct sandbox_opts *o, struct skiff_err *err) {
+  int fd = SKIFF_RETRY(open(o->seccomp_bpf, O_RDONLY | O_CLOEXEC));
+  if (fd < 0)
+    return skiff_fail(err, errno, "open %s", o->seccomp_bpf);
+  struct stat st;
+  if (fstat(fd, &st) < 0) {
+    int e = errno;
+    close(fd);
+    return skiff_fail(err, e, "stat %s", o->seccomp_bpf);
+  }
+  size_t n = (size_t)st.st_size;
+  if (n == 0 || n % sizeof(struct sock_filter) != 0 || n / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+    close(fd);
+    return skiff_fail(err, 0, "%s: %zu bytes is not a BPF program of 1 to %d instructions", o->seccomp_bpf, n, BPF_MAXINSNS);
+  }
+  struct sock_filter *prog = malloc(n);
+  if (prog == NULL) {
+    close(fd);
+    return skiff_fail(err, ENOMEM, "read %s", o->seccomp_bpf);
+  }
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = SKIFF_RETRY(read(fd, (char *)prog + got, n - got));
+    if (r <= 0) {
+      int e = r < 0 ? errno : EIO;
+      free(prog);
+      close(fd);
+      return skiff_fail(err, e, "read %s", o->seccomp_bpf);
+    }
+    got += (size_t)r;
+  }
+  close(fd);
+  o->seccomp.len = (unsigned short)(n / sizeof(struct sock_filter));
+  o->seccomp.filter = prog;
   return 0;
 }
 
@@ -557,7 +609,8 @@ static int cmd_sandbox(int argc, char **argv) {
                strcmp(a, "--hostname") == 0 || strcmp(a, "--cgroup-procs") == 0 ||
                strcmp(a, "--pidfile") == 0 || strcmp(a, "--pause") == 0 ||
                strcmp(a, "--pause-log") == 0 || strcmp(a, "--uid-map") == 0 ||
-               strcmp(a, "--gid-map") == 0 || strcmp(a, "--pin-user") == 0) {
+               strcmp(a, "--gid-map") == 0 || strcmp(a, "--pin-user") == 0 ||
+               strcmp(a, "--seccomp-bpf") == 0) {
       if (val == NULL || val[0] == '\0')
         return usage("%s needs a value", a);
       i++;
@@ -587,6 +640,8 @@ static int cmd_sandbox(int argc, char **argv) {
         o.gid_map = val;
       } else if (strcmp(a, "--pin-user") == 0) {
         o.pin_user = val;
+      } else if (strcmp(a, "--seccomp-bpf") == 0) {
+        o.seccomp_bpf = val;
       } else {
         o.pause = val;
       }
@@ -617,6 +672,9 @@ static int cmd_sandbox(int argc, char **argv) {
       goto fail;
     o.pause = pause_buf;
   }
+  /* Read now, as host root: in a user namespace the pause child could not open it. */
+  if (o.seccomp_bpf != NULL && read_seccomp(&o, &err) < 0)
+    goto fail;
   if ((o.new_user ? sandbox_start_userns(&o, &err) : sandbox_start(&o, &err)) < 0) {
     /* Leave nothing behind: the pins this run made (each on a path skiffd gave for this pod). */
     struct skiff_err ignored = {0};

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readlink, rm, rmdir, stat, statfs } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readlink, rm, rmdir, stat, statfs, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -317,6 +317,24 @@ void test('sandbox reports a step that failed in the pause child, through the sy
     r = await skiffNs('sandbox', '--pid', '--pause', pause, '--pidfile', pidfile);
     assert.equal(r.code, 1);
     assert.equal(r.stderr, `skiff-ns: exec ${pause}: No such file or directory\n`);
+    await assert.rejects(stat(pidfile), { code: 'ENOENT' });
+  });
+});
+
+void test('sandbox --seccomp-bpf: a file that is not a BPF program, or a program the kernel refuses, fails before pause runs', async () => {
+  await withTempDir(async (dir) => {
+    const pidfile = join(dir, 'pause.pid');
+    const odd = join(dir, 'odd.bpf');
+    await writeFile(odd, Buffer.alloc(12));
+    let r = await skiffNs('sandbox', '--pid', '--seccomp-bpf', odd, '--pidfile', pidfile);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `skiff-ns: ${odd}: 12 bytes is not a BPF program of 1 to 4096 instructions\n`);
+    // One instruction that is not a return: the kernel's checker refuses it in the pause child.
+    const bad = join(dir, 'bad.bpf');
+    await writeFile(bad, Buffer.from([0x20, 0, 0, 0, 0, 0, 0, 0]));
+    r = await skiffNs('sandbox', '--pid', '--seccomp-bpf', bad, '--pidfile', pidfile);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `skiff-ns: load the seccomp filter of ${bad}: Invalid argument\n`);
     await assert.rejects(stat(pidfile), { code: 'ENOENT' });
   });
 });

@@ -30,15 +30,13 @@ import { criResources } from './spec/resources.js';
 import { resourceHost } from './cgroups/host-facts.js';
 import { hostCapabilities, hostDevices, hostPropagation, statDevice } from './spec/host-devices.js';
 import { hostSecurity } from './spec/security-host.js';
-import { seccompBpfCompiler, withSeccompBpf } from './spec/seccomp/bpf.js';
-import { libseccomp } from '../native/libseccomp.js';
+import { withSeccompBpf } from './spec/seccomp/bpf.js';
+import { compileSeccompBpf } from './seccomp-compiler.js';
 
 const log = logger('container');
 const NAME_MAX = 253;
 /** skiffd's bounding set, read once: it does not change while the process runs. */
 const HOST_CAPABILITIES = hostCapabilities();
-/** crun gets linux.seccomp precompiled: once per (profile, capability set), not once per container. */
-const compileSeccompBpf = seccompBpfCompiler(libseccomp, { debug: (fields, msg) => log.debug(fields, msg) });
 
 export interface BundlePaths {
   bundle: string;

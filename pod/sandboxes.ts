@@ -3,7 +3,7 @@
 // record is written first (phase "creating") so a crash mid-way is rolled back at the next start.
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as v1 from '../cri/gen/v1.js';
 import { SkiffError } from '../common/errors.js';
@@ -16,6 +16,8 @@ import type { PodContext } from './context.js';
 import { createCgroup, isSameProcess, processStartTime, removeCgroup, runHelper, unpinNamespace, waitGone } from './host.js';
 import { SANDBOX_RECORD_VERSION, nowNanos, type SandboxRecord } from './records.js';
 import { validHostname, writeSandboxFiles } from './sandbox-files.js';
+import { compileSeccompBpf } from './seccomp-compiler.js';
+import type { LinuxSeccomp } from './spec/oci-spec.js';
 import { sandboxSecurity } from './spec/seccomp/sandbox.js';
 import { hostSecurity } from './spec/security-host.js';
 import { sysctlProblem } from './spec/namespaces.js';
@@ -108,6 +110,17 @@ function nsOptions(config: v1.PodSandboxConfig__Output): { network: string; pid:
   return { network: String(o?.network ?? 'POD'), pid: String(o?.pid ?? 'POD'), ipc: String(o?.ipc ?? 'POD') };
 }
 
+/**
+ * The sandbox's seccomp profile as the BPF program skiff-ns loads into pause. A profile skiff cannot
+ * compile exactly as a runtime would (a notify listener, an action or flag crun does not know) is
+ * refused rather than dropped: pause has no runtime to hand it to.
+ */
+function pauseSeccompFilter(seccomp: LinuxSeccomp): Buffer {
+  const bpf = compileSeccompBpf(seccomp);
+  if (!bpf) throw new SkiffError('SKIFF_FAILED_PRECONDITION', 'RunPodSandbox: the sandbox seccomp profile cannot be compiled for skiff-pause (libseccomp missing, or a listener, flag or action only an OCI runtime applies)');
+  return bpf;
+}
+
 export class Sandboxes {
   constructor(private readonly ctx: PodContext) {}
 
@@ -115,16 +128,16 @@ export class Sandboxes {
   async run(config: v1.PodSandboxConfig__Output, handler: string): Promise<string> {
     validateSandboxConfig(config, this.ctx.cgroupDriver);
     // seccomp/AppArmor/SELinux asked for the sandbox: refused here when they cannot be honoured.
-    const { pauseUnfiltered } = sandboxSecurity(config, hostSecurity());
-    if (pauseUnfiltered) log.info({ pod: sandboxName(config.metadata!), seccomp: pauseUnfiltered }, 'sandbox seccomp profile checked; skiff-pause itself runs without a filter (no OCI runtime starts it)');
+    const { pauseSeccomp } = sandboxSecurity(config, hostSecurity());
+    const pauseFilter = pauseSeccomp ? pauseSeccompFilter(pauseSeccomp) : undefined;
     const runtime = this.ctx.runtime(handler); // an unknown handler fails before anything is made
     const name = sandboxName(config.metadata!);
     const fp = fingerprint({ config, handler: runtime.handler.name });
-    const { id } = await this.ctx.sandboxNames.reserve(name, fp, () => this.create(name, fp, config, runtime.handler.name));
+    const { id } = await this.ctx.sandboxNames.reserve(name, fp, () => this.create(name, fp, config, runtime.handler.name, pauseFilter));
     return id;
   }
 
-  private async create(name: string, fp: string, config: v1.PodSandboxConfig__Output, handler: string): Promise<string> {
+  private async create(name: string, fp: string, config: v1.PodSandboxConfig__Output, handler: string, pauseFilter?: Buffer): Promise<string> {
     const id = randomBytes(32).toString('hex');
     const ns = nsOptions(config);
     const hostNetwork = ns.network === 'NODE';
@@ -156,7 +169,7 @@ export class Sandboxes {
     try {
       await this.ctx.sandboxes.create(rec);
       cleanup.add('delete record', () => this.ctx.sandboxes.delete(id));
-      await this.setUp(rec, ns, cleanup);
+      await this.setUp(rec, ns, cleanup, pauseFilter);
       await failpoint('sandbox-before-ready');
       // pid first known here: a crash before this write finds it in pause.pid (killPause).
       const ready = await this.ctx.sandboxes.update(id, (r) => {
@@ -184,7 +197,7 @@ export class Sandboxes {
    * run makes the namespaces, pins them and starts pause in them (joining the pod cgroup), while
    * the pod's files and /dev/shm are made here at the same time.
    */
-  private async setUp(rec: SandboxRecord, ns: { network: string; pid: string; ipc: string }, cleanup: Cleanup): Promise<void> {
+  private async setUp(rec: SandboxRecord, ns: { network: string; pid: string; ipc: string }, cleanup: Cleanup, pauseFilter?: Buffer): Promise<void> {
     const { ctx } = this;
     await mkdir(rec.dir, { recursive: true, mode: 0o711 });
     cleanup.add('remove sandbox dir', () => rm(rec.dir, { recursive: true, force: true }));
@@ -198,6 +211,9 @@ export class Sandboxes {
     cleanup.add('unpin namespaces', () => pins.forEach(unpinNamespace));
     const pidFile = join(rec.dir, 'pause.pid');
     cleanup.add('kill pause', () => this.killPause(rec));
+    // The sandbox's seccomp filter, compiled; skiff-ns loads it (with no_new_privs) into pause.
+    const filterFile = join(rec.dir, 'pause-seccomp.bpf');
+    if (pauseFilter) await writeFile(filterFile, pauseFilter, { mode: 0o600 });
     const args = [
       'sandbox',
       ...(rec.netnsPath ? ['--new-netns', rec.netnsPath] : ['--host-net']),
@@ -214,6 +230,7 @@ export class Sandboxes {
       // pause joins the cgroup itself, without RunPodSandbox waiting; why it could not goes here.
       '--pause-log',
       join(rec.dir, 'pause.log'),
+      ...(pauseFilter ? ['--seccomp-bpf', filterFile] : []),
     ];
     const results = await Promise.allSettled([
       runHelper(ctx.native.ns, args, `sandbox ${rec.id}: start pause`),

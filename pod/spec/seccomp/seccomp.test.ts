@@ -189,8 +189,11 @@ test('sandbox: the seccomp request is checked like a container\'s; AppArmor refu
   };
   const h = host({ '/p.json': DENY_CHMOD });
   assert.deepEqual(sandboxSecurity(cfg({}), h), {});
-  assert.deepEqual(sandboxSecurity(cfg({ seccomp: profile('RuntimeDefault') }), h), { pauseUnfiltered: 'RuntimeDefault' });
-  assert.deepEqual(sandboxSecurity(cfg({ seccomp_profile_path: 'localhost//p.json' }), h), { pauseUnfiltered: 'localhost//p.json' });
+  const def = sandboxSecurity(cfg({ seccomp: profile('RuntimeDefault') }), h).pauseSeccomp;
+  assert.equal(def?.defaultAction, 'SCMP_ACT_ERRNO');
+  assert.ok(!def?.syscalls?.some((r) => r.names.includes('unshare')), 'pause has containerd\'s default capabilities: no CAP_SYS_ADMIN syscalls');
+  const local = sandboxSecurity(cfg({ seccomp_profile_path: 'localhost//p.json' }), h).pauseSeccomp;
+  assert.ok(local?.syscalls?.some((r) => r.names.includes('chmod') && r.action === 'SCMP_ACT_ERRNO'), JSON.stringify(local));
   assert.deepEqual(sandboxSecurity(cfg({ seccomp: profile('RuntimeDefault'), privileged: true }), h), {});
   throwsSkiff(() => sandboxSecurity(cfg({ seccomp: profile(9) }), h), 'SKIFF_INVALID_ARGUMENT', /^RunPodSandbox: seccomp profile type 9 is not one of/);
   throwsSkiff(() => sandboxSecurity(cfg({ seccomp: profile('Localhost', '/gone.json') }), h), 'SKIFF_INVALID_ARGUMENT', /^RunPodSandbox: seccomp profile \/gone.json: cannot read it: ENOENT/);
