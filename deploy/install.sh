@@ -7,7 +7,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
 if [[ $(id -u) -ne 0 ]]; then echo "run as root" >&2; exit 1; fi
-bash scripts/deps.sh
+bash scripts/deps.sh --runtime
 
 # `skiff` and `skiffd` on PATH, pointing at this checkout.
 for bin in skiff skiffd; do

@@ -2,16 +2,23 @@
 # Installs what skiff needs on a Debian machine, idempotently: Debian packages (only when one is
 # missing, after `apt-get update`), npm dependencies (when package-lock.json changed), then builds.
 #   scripts/deps.sh            runtime + test packages
+#   scripts/deps.sh --runtime  runtime packages only (deploy/install.sh: a node needs no test servers)
 #   scripts/deps.sh --bench    also the benchmark peer (containerd)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# crun/runc: OCI runtimes. musl-tools, make: the static native helpers (native/). docker-registry, busybox-static, zstd, apache2-utils (htpasswd):
-# the e2e tests' registry and images. nftables/iptables: pod networking. containernetworking-plugins: CNI mode
-# (and its e2e). iproute2: `ip` in tests that check links and addresses (skiff itself uses netlink).
-# prometheus (and its promtool): the scraper of the /metrics e2e (~19 MB download, ~5 s to install).
-packages=(crun runc nftables iptables containernetworking-plugins iproute2 docker-registry busybox-static zstd apache2-utils ca-certificates musl-tools make prometheus)
-if [[ "${1:-}" == "--bench" ]]; then packages+=(containerd); fi
+# Runtime: crun/runc (OCI runtimes), nftables/iptables (pod networking), containernetworking-plugins
+# (CNI mode), musl-tools and make (the static native helpers, native/), ca-certificates (registries).
+packages=(crun runc nftables iptables containernetworking-plugins ca-certificates musl-tools make)
+# Tests: docker-registry, busybox-static, zstd, apache2-utils (htpasswd) for the e2e registry and
+# images; iproute2 (`ip` in tests that check links; skiff itself uses netlink); prometheus (and its
+# promtool), the scraper of the /metrics e2e (~19 MB download, ~5 s to install).
+test_packages=(iproute2 docker-registry busybox-static zstd apache2-utils prometheus)
+case "${1:-}" in
+  --runtime) ;;
+  --bench) packages+=("${test_packages[@]}" containerd) ;;
+  *) packages+=("${test_packages[@]}") ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
