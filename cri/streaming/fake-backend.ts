@@ -7,7 +7,9 @@ import type { TestContext } from 'node:test';
 import type { Duplex } from 'node:stream';
 import type { AttachRequest, ExecIO, ExecRequest, StreamingBackend, TerminalSize } from './backend.js';
 import { StreamingServer, type StreamingServerOptions } from './server.js';
-import { transport, type StConnection } from './spdy/peer.js';
+import { transport, upgrade, type StConnection } from './spdy/peer.js';
+
+export { upgrade };
 
 /** What the fake saw, for assertions. */
 export interface FakeEvents {
@@ -73,29 +75,6 @@ export async function startServer(t: TestContext, options: StreamingServerOption
   await server.start();
   t.after(() => server.stop());
   return { server, backend };
-}
-
-/** Sends an upgrade request to `url`; resolves with the response head and the socket after it. */
-export async function upgrade(url: string, headers: Record<string, string | string[]>): Promise<{ socket: net.Socket; response: string; rest: Buffer }> {
-  const u = new URL(url);
-  const socket = net.connect(Number(u.port), u.hostname);
-  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-  const lines = Object.entries(headers).flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x) => `${k}: ${x}\r\n`));
-  socket.write(`POST ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\n${lines.join('')}\r\n`);
-  let buf = Buffer.alloc(0);
-  return new Promise((resolve, reject) => {
-    const onData = (c: Buffer): void => {
-      buf = Buffer.concat([buf, c]);
-      const end = buf.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      socket.off('data', onData);
-      socket.pause();
-      resolve({ socket, response: buf.toString('latin1'), rest: buf.subarray(end + 4) });
-    };
-    socket.on('data', onData);
-    socket.once('error', reject);
-    socket.once('end', () => resolve({ socket, response: buf.toString('latin1'), rest: Buffer.alloc(0) }));
-  });
 }
 
 /** A spdy-transport client on `url`, upgraded with `protocols` offered like kubectl. */

@@ -100,14 +100,16 @@ export async function spdyServer(
   };
 }
 
-const UPGRADE_HEADERS = (protocols: string[]): string =>
-  'Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n' + protocols.map((p) => `X-Stream-Protocol-Version: ${p}\r\n`).join('');
-
-/** Sends the upgrade request; resolves with the socket positioned after the 101 response. */
-export async function upgradeSocket(port: number, protocols = ['v4.channel.k8s.io']): Promise<{ socket: net.Socket; response: string; rest: Buffer }> {
-  const socket = net.connect(port, '127.0.0.1');
+/**
+ * Sends an upgrade request to `url`; resolves with the socket, paused after the response head, what
+ * had arrived by then as text (`response`: the head, perhaps some body) and the bytes after the head.
+ */
+export async function upgrade(url: string, headers: Record<string, string | string[]>): Promise<{ socket: net.Socket; response: string; rest: Buffer }> {
+  const u = new URL(url);
+  const socket = net.connect(Number(u.port), u.hostname);
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-  socket.write(`POST /exec HTTP/1.1\r\nHost: 127.0.0.1\r\n${UPGRADE_HEADERS(protocols)}\r\n`);
+  const lines = Object.entries(headers).flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x) => `${k}: ${x}\r\n`));
+  socket.write(`POST ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\n${lines.join('')}\r\n`);
   let buf = Buffer.alloc(0);
   return new Promise((resolve, reject) => {
     const onData = (c: Buffer): void => {
@@ -116,12 +118,17 @@ export async function upgradeSocket(port: number, protocols = ['v4.channel.k8s.i
       if (end < 0) return;
       socket.off('data', onData);
       socket.pause();
-      resolve({ socket, response: buf.subarray(0, end).toString('latin1'), rest: buf.subarray(end + 4) });
+      resolve({ socket, response: buf.toString('latin1'), rest: buf.subarray(end + 4) });
     };
     socket.on('data', onData);
     socket.once('error', reject);
     socket.once('end', () => resolve({ socket, response: buf.toString('latin1'), rest: Buffer.alloc(0) }));
   });
+}
+
+/** The SPDY/3.1 upgrade of a local test server on `port`, offering `protocols` as kubectl does. */
+export function upgradeSocket(port: number, protocols = ['v4.channel.k8s.io']): Promise<{ socket: net.Socket; response: string; rest: Buffer }> {
+  return upgrade(`http://127.0.0.1:${port}/exec`, { Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': protocols });
 }
 
 /** A spdy-transport client session over an upgraded socket. */
