@@ -18,6 +18,7 @@ import { CniNetwork } from './cni-network.js';
 import type { CniAddRequest } from './request.js';
 import { CniPluginError } from './exec.js';
 import { hostNatSnapshot, removePortmapLeftovers } from '../../e2e/harness/host-nat.js';
+import { ok, run, type Result } from '../kernel-fixtures.js';
 
 const PLUGIN_DIR = '/usr/lib/cni';
 
@@ -34,30 +35,6 @@ const skip =
     : !(await Promise.all(['bridge', 'host-local', 'portmap', 'loopback'].map((p) => executable(join(PLUGIN_DIR, p))))).every(Boolean)
       ? `no CNI plugins in ${PLUGIN_DIR} (Debian containernetworking-plugins)`
       : false;
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[]): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-async function ok(cmd: string, args: string[]): Promise<string> {
-  const r = await run(cmd, args);
-  assert.equal(r.code, 0, `${cmd} ${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
 
 const ipv4 = (s: string): number => s.split('.').reduce((n, o) => n * 256 + Number(o), 0);
 
