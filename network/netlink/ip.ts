@@ -1,9 +1,9 @@
-// IP and MAC addresses between their text forms and the bytes netlink carries. Pure. Node's
-// net.isIP decides what is valid; this only converts.
-import { isIP } from 'node:net';
+// IP and MAC addresses between their text forms and the bytes netlink carries. Pure. The text
+// forms are network/cidr.ts's (one parser, one RFC 5952 formatter); this only converts to bytes.
 import { randomBytes } from 'node:crypto';
+import { formatIp as formatIpValue, parseIp as parseIpValue, type IpFamily } from '../cidr.js';
 
-export type IpFamily = 4 | 6;
+export type { IpFamily };
 
 export interface ParsedIp {
   family: IpFamily;
@@ -13,51 +13,18 @@ export interface ParsedIp {
 
 /** Parses an IPv4 or IPv6 address (no zone, no prefix); undefined when it is not one. */
 export function parseIp(text: string): ParsedIp | undefined {
-  const family = isIP(text);
-  if (family === 4) return { family, bytes: Buffer.from(text.split('.').map(Number)) };
-  if (family !== 6 || text.includes('%')) return undefined;
-  let s = text;
-  const tail: number[] = [];
-  // An embedded IPv4 tail (::ffff:1.2.3.4) becomes the last two groups.
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-  if (v4) {
-    const b = v4[1].split('.').map(Number);
-    tail.push((b[0] << 8) | b[1], (b[2] << 8) | b[3]);
-    s = s.slice(0, -v4[1].length);
-    if (s.endsWith(':') && !s.endsWith('::')) s = s.slice(0, -1);
-  }
-  const [head, rest] = s.split('::') as [string, string | undefined];
-  const groups = (x: string): number[] => (x === '' ? [] : x.split(':').map((g) => parseInt(g, 16)));
-  const left = groups(head);
-  const right = [...(rest === undefined ? [] : groups(rest)), ...tail];
-  const fill = rest === undefined ? [] : new Array<number>(8 - left.length - right.length).fill(0);
-  const all = rest === undefined ? [...left, ...tail] : [...left, ...fill, ...right];
-  const bytes = Buffer.alloc(16);
-  all.forEach((g, i) => bytes.writeUInt16BE(g, i * 2));
-  return { family: 6, bytes };
+  const ip = parseIpValue(text);
+  if (!ip) return undefined;
+  const bytes = Buffer.alloc(ip.family === 4 ? 4 : 16);
+  let v = ip.value;
+  for (let i = bytes.length - 1; i >= 0; i--, v >>= 8n) bytes[i] = Number(v & 0xffn);
+  return { family: ip.family, bytes };
 }
 
 /** The canonical text of an address (RFC 5952 for IPv6: lower case, longest zero run as ::). */
 export function formatIp(bytes: Uint8Array): string {
-  if (bytes.length === 4) return Array.from(bytes).join('.');
-  if (bytes.length !== 16) throw new Error(`an IP address has 4 or 16 bytes, not ${bytes.length}`);
-  const g: number[] = [];
-  for (let i = 0; i < 16; i += 2) g.push((bytes[i] << 8) | bytes[i + 1]);
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) [best, bestLen] = [i, j - i];
-    i = j;
-  }
-  const hex = (xs: number[]): string => xs.map((x) => x.toString(16)).join(':');
-  if (best === -1) return hex(g);
-  return `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
+  if (bytes.length !== 4 && bytes.length !== 16) throw new Error(`an IP address has 4 or 16 bytes, not ${bytes.length}`);
+  return formatIpValue(bytes.length === 4 ? 4 : 6, bytes.reduce((acc, b) => (acc << 8n) | BigInt(b), 0n));
 }
 
 export interface Cidr extends ParsedIp {
