@@ -20,13 +20,18 @@ export interface SecurityHost {
   readProfile(path: string): string;
 }
 
-/** The security facts of this host, read once per call. */
+let host: SecurityHost | undefined;
+
+/**
+ * The security facts of this host. Whether AppArmor and SELinux are on, the arch and the kernel do
+ * not change while skiffd runs: read on first use, not on every CreateContainer. Loaded AppArmor
+ * profiles and Localhost files are read when asked for.
+ */
 export function hostSecurity(): SecurityHost {
-  const apparmorEnabled = readOr('/sys/module/apparmor/parameters/enabled', '').trim() === 'Y';
-  return {
+  host ??= {
     arch: process.arch,
     kernel: release(),
-    apparmorEnabled,
+    apparmorEnabled: readOr('/sys/module/apparmor/parameters/enabled', '').trim() === 'Y',
     apparmorProfileLoaded: (name) =>
       readOr('/sys/kernel/security/apparmor/profiles', '')
         .split('\n')
@@ -34,6 +39,7 @@ export function hostSecurity(): SecurityHost {
     selinuxEnabled: existsSync('/sys/fs/selinux/enforce'),
     readProfile: (path) => readFileSync(path, 'utf8'),
   };
+  return host;
 }
 
 function readOr(path: string, fallback: string): string {
