@@ -11,6 +11,7 @@ import { KubeConfig, PortForward } from '@kubernetes/client-node';
 import { WebSocketHandler } from '@kubernetes/client-node/dist/web-socket-handler.js';
 import { readAll, spdyDial } from '../../cri/streaming/fake-backend.js';
 import { stOpen, type StConnection, type StStream } from '../../cri/streaming/spdy/peer.js';
+import { alive } from './pod-world.js';
 
 export function kubeConfig(server: string): KubeConfig {
   const kc = new KubeConfig();
@@ -77,9 +78,7 @@ export function processesWith(marker: string): number[] {
     if (!/^\d+$/.test(name)) continue;
     try {
       const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').replaceAll('\0', ' ');
-      if (!cmdline.includes(marker)) continue;
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      if (stat[stat.lastIndexOf(')') + 2] !== 'Z') pids.push(Number(name));
+      if (cmdline.includes(marker) && alive(Number(name))) pids.push(Number(name));
     } catch {
       // gone while we looked
     }
