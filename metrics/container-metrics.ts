@@ -3,10 +3,11 @@
 // written for kubelet's endpoint work on skiff's. They are rendered from one cached sample
 // (sample-cache.ts) at a time; a scrape never reads a cgroup itself.
 import { Gauge, type Registry } from 'prom-client';
+import { CADVISOR as C, CADVISOR_LABELS, type CadvisorMetric } from '../common/cadvisor.js';
 import type { SampleCache } from './sample-cache.js';
 import type { CadvisorLabels, CgroupUsage, ContainerSample, InterfaceSample, PodSample, Sample } from './source.js';
 
-const BASE_LABELS = ['container', 'id', 'image', 'name', 'namespace', 'pod'] as const;
+const BASE_LABELS = CADVISOR_LABELS;
 
 type Extra = Record<string, string>;
 type Value = [value: number | undefined, extra?: Extra];
@@ -22,26 +23,24 @@ interface Family<T> {
 /** Families of a cgroup's counters: each container's, and each pod's own cgroup (container ""). */
 const CGROUP_FAMILIES: Family<CgroupUsage>[] = [
   {
-    name: 'container_cpu_usage_seconds_total',
-    help: 'Cumulative cpu time consumed in seconds.',
+    ...C.cpuUsage,
     type: 'counter',
     // cAdvisor without per-cpu stats (as kubelet runs it) labels the total cpu="total".
     values: (s) => [[s.cpuUsageSeconds, { cpu: 'total' }]],
   },
-  { name: 'container_cpu_user_seconds_total', help: 'Cumulative user cpu time consumed in seconds.', type: 'counter', values: (s) => [[s.cpuUserSeconds]] },
-  { name: 'container_cpu_system_seconds_total', help: 'Cumulative system cpu time consumed in seconds.', type: 'counter', values: (s) => [[s.cpuSystemSeconds]] },
-  { name: 'container_cpu_cfs_periods_total', help: 'Number of elapsed enforcement period intervals.', type: 'counter', values: (s) => [[s.cpuPeriods]] },
-  { name: 'container_cpu_cfs_throttled_periods_total', help: 'Number of throttled period intervals.', type: 'counter', values: (s) => [[s.cpuThrottledPeriods]] },
-  { name: 'container_cpu_cfs_throttled_seconds_total', help: 'Total time duration the container has been throttled.', type: 'counter', values: (s) => [[s.cpuThrottledSeconds]] },
-  { name: 'container_memory_usage_bytes', help: 'Current memory usage in bytes, including all memory regardless of when it was accessed', type: 'gauge', values: (s) => [[s.memoryUsageBytes]] },
-  { name: 'container_memory_working_set_bytes', help: 'Current working set in bytes.', type: 'gauge', values: (s) => [[s.memoryWorkingSetBytes]] },
-  { name: 'container_memory_rss', help: 'Size of RSS in bytes.', type: 'gauge', values: (s) => [[s.memoryRssBytes]] },
-  { name: 'container_memory_cache', help: 'Number of bytes of page cache memory.', type: 'gauge', values: (s) => [[s.memoryCacheBytes]] },
+  { ...C.cpuUser, type: 'counter', values: (s) => [[s.cpuUserSeconds]] },
+  { ...C.cpuSystem, type: 'counter', values: (s) => [[s.cpuSystemSeconds]] },
+  { ...C.cfsPeriods, type: 'counter', values: (s) => [[s.cpuPeriods]] },
+  { ...C.cfsThrottled, type: 'counter', values: (s) => [[s.cpuThrottledPeriods]] },
+  { ...C.cfsThrottledSeconds, type: 'counter', values: (s) => [[s.cpuThrottledSeconds]] },
+  { ...C.memUsage, type: 'gauge', values: (s) => [[s.memoryUsageBytes]] },
+  { ...C.memWorkingSet, type: 'gauge', values: (s) => [[s.memoryWorkingSetBytes]] },
+  { ...C.memRss, type: 'gauge', values: (s) => [[s.memoryRssBytes]] },
+  { ...C.memCache, type: 'gauge', values: (s) => [[s.memoryCacheBytes]] },
   // cAdvisor reports 0 for no limit.
-  { name: 'container_spec_memory_limit_bytes', help: 'Memory limit for the container.', type: 'gauge', values: (s) => [[s.memoryUsageBytes === undefined ? undefined : (s.memoryLimitBytes ?? 0)]] },
+  { ...C.memLimit, type: 'gauge', values: (s) => [[s.memoryUsageBytes === undefined ? undefined : (s.memoryLimitBytes ?? 0)]] },
   {
-    name: 'container_memory_failures_total',
-    help: 'Cumulative count of memory allocation failures.',
+    ...C.memFailures,
     type: 'counter',
     // The counters of memory.stat are hierarchical: both of cAdvisor's scopes read the same ones here.
     values: (s) =>
@@ -50,33 +49,31 @@ const CGROUP_FAMILIES: Family<CgroupUsage>[] = [
         [s.majorPageFaults, { failure_type: 'pgmajfault', scope }],
       ]),
   },
-  { name: 'container_processes', help: 'Number of processes running inside the container.', type: 'gauge', values: (s) => [[s.processes]] },
+  { ...C.processes, type: 'gauge', values: (s) => [[s.processes]] },
 ];
 
 const CONTAINER_FAMILIES: Family<ContainerSample>[] = [
   {
-    name: 'container_fs_usage_bytes',
-    help: 'Number of bytes that are consumed by the container on this filesystem.',
+    ...C.fsUsage,
     type: 'gauge',
     values: (s) => [[s.fsUsageBytes, { device: s.fsDevice ?? '' }]],
   },
-  { name: 'container_start_time_seconds', help: 'Start time of the container since unix epoch in seconds.', type: 'gauge', values: (s) => [[s.startTimeSeconds]] },
+  { ...C.startTime, type: 'gauge', values: (s) => [[s.startTimeSeconds]] },
 ];
 
-const NETWORK: [name: string, help: string, key: keyof InterfaceSample][] = [
-  ['container_network_receive_bytes_total', 'Cumulative count of bytes received', 'rxBytes'],
-  ['container_network_receive_packets_total', 'Cumulative count of packets received', 'rxPackets'],
-  ['container_network_receive_packets_dropped_total', 'Cumulative count of packets dropped while receiving', 'rxDropped'],
-  ['container_network_receive_errors_total', 'Cumulative count of errors encountered while receiving', 'rxErrors'],
-  ['container_network_transmit_bytes_total', 'Cumulative count of bytes transmitted', 'txBytes'],
-  ['container_network_transmit_packets_total', 'Cumulative count of packets transmitted', 'txPackets'],
-  ['container_network_transmit_packets_dropped_total', 'Cumulative count of packets dropped while transmitting', 'txDropped'],
-  ['container_network_transmit_errors_total', 'Cumulative count of errors encountered while transmitting', 'txErrors'],
+const NETWORK: [metric: CadvisorMetric, key: keyof InterfaceSample][] = [
+  [C.rxBytes, 'rxBytes'],
+  [C.rxPackets, 'rxPackets'],
+  [C.rxDropped, 'rxDropped'],
+  [C.rxErrors, 'rxErrors'],
+  [C.txBytes, 'txBytes'],
+  [C.txPackets, 'txPackets'],
+  [C.txDropped, 'txDropped'],
+  [C.txErrors, 'txErrors'],
 ];
 
-const POD_FAMILIES: Family<PodSample>[] = NETWORK.map(([name, help, key]) => ({
-  name,
-  help,
+const POD_FAMILIES: Family<PodSample>[] = NETWORK.map(([metric, key]) => ({
+  ...metric,
   type: 'counter',
   values: (p) => p.interfaces.map((i): Value => [i[key] as number | undefined, { interface: i.name }]),
 }));

@@ -4,11 +4,12 @@
 // id, image, name, namespace, pod), as CRI-O's internal/lib/stats/descriptors.go does. CRI values
 // are uint64: seconds counters are whole seconds (CRI-O truncates the same way).
 import type * as v1 from '../../cri/gen/v1.js';
+import { CADVISOR as C, CADVISOR_LABELS } from '../../common/cadvisor.js';
 import type { CgroupSample } from './cgroup-stats.js';
 import type { InterfaceCounters } from './net-dev.js';
 import type { ContainerSample, MetricLabels, SandboxSample } from './sampler.js';
 
-export const BASE_LABEL_KEYS = ['container', 'id', 'image', 'name', 'namespace', 'pod'] as const;
+export const BASE_LABEL_KEYS = CADVISOR_LABELS;
 
 type Kind = 'COUNTER' | 'GAUGE';
 
@@ -21,29 +22,29 @@ interface Def {
 }
 
 const D = {
-  cpuUsage: { name: 'container_cpu_usage_seconds_total', help: 'Cumulative cpu time consumed in seconds.', kind: 'COUNTER', extra: ['cpu'] },
-  cpuUser: { name: 'container_cpu_user_seconds_total', help: 'Cumulative user cpu time consumed in seconds.', kind: 'COUNTER' },
-  cpuSystem: { name: 'container_cpu_system_seconds_total', help: 'Cumulative system cpu time consumed in seconds.', kind: 'COUNTER' },
-  cfsPeriods: { name: 'container_cpu_cfs_periods_total', help: 'Number of elapsed enforcement period intervals.', kind: 'COUNTER' },
-  cfsThrottled: { name: 'container_cpu_cfs_throttled_periods_total', help: 'Number of throttled period intervals.', kind: 'COUNTER' },
-  cfsThrottledSeconds: { name: 'container_cpu_cfs_throttled_seconds_total', help: 'Total time duration the container has been throttled.', kind: 'COUNTER' },
-  memUsage: { name: 'container_memory_usage_bytes', help: 'Current memory usage in bytes, including all memory regardless of when it was accessed', kind: 'GAUGE' },
-  memWorkingSet: { name: 'container_memory_working_set_bytes', help: 'Current working set in bytes.', kind: 'GAUGE' },
-  memRss: { name: 'container_memory_rss', help: 'Size of RSS in bytes.', kind: 'GAUGE' },
-  memCache: { name: 'container_memory_cache', help: 'Number of bytes of page cache memory.', kind: 'GAUGE' },
-  memFailures: { name: 'container_memory_failures_total', help: 'Cumulative count of memory allocation failures.', kind: 'COUNTER', extra: ['failure_type', 'scope'] },
-  memLimit: { name: 'container_spec_memory_limit_bytes', help: 'Memory limit for the container.', kind: 'GAUGE' },
-  processes: { name: 'container_processes', help: 'Number of processes running inside the container.', kind: 'GAUGE' },
-  fsUsage: { name: 'container_fs_usage_bytes', help: 'Number of bytes that are consumed by the container on this filesystem.', kind: 'GAUGE' },
-  fsInodes: { name: 'container_fs_inodes_total', help: 'Number of Inodes', kind: 'GAUGE' },
-  rxBytes: { name: 'container_network_receive_bytes_total', help: 'Cumulative count of bytes received', kind: 'COUNTER', extra: ['interface'] },
-  rxPackets: { name: 'container_network_receive_packets_total', help: 'Cumulative count of packets received', kind: 'COUNTER', extra: ['interface'] },
-  rxDropped: { name: 'container_network_receive_packets_dropped_total', help: 'Cumulative count of packets dropped while receiving', kind: 'COUNTER', extra: ['interface'] },
-  rxErrors: { name: 'container_network_receive_errors_total', help: 'Cumulative count of errors encountered while receiving', kind: 'COUNTER', extra: ['interface'] },
-  txBytes: { name: 'container_network_transmit_bytes_total', help: 'Cumulative count of bytes transmitted', kind: 'COUNTER', extra: ['interface'] },
-  txPackets: { name: 'container_network_transmit_packets_total', help: 'Cumulative count of packets transmitted', kind: 'COUNTER', extra: ['interface'] },
-  txDropped: { name: 'container_network_transmit_packets_dropped_total', help: 'Cumulative count of packets dropped while transmitting', kind: 'COUNTER', extra: ['interface'] },
-  txErrors: { name: 'container_network_transmit_errors_total', help: 'Cumulative count of errors encountered while transmitting', kind: 'COUNTER', extra: ['interface'] },
+  cpuUsage: { ...C.cpuUsage, kind: 'COUNTER', extra: ['cpu'] },
+  cpuUser: { ...C.cpuUser, kind: 'COUNTER' },
+  cpuSystem: { ...C.cpuSystem, kind: 'COUNTER' },
+  cfsPeriods: { ...C.cfsPeriods, kind: 'COUNTER' },
+  cfsThrottled: { ...C.cfsThrottled, kind: 'COUNTER' },
+  cfsThrottledSeconds: { ...C.cfsThrottledSeconds, kind: 'COUNTER' },
+  memUsage: { ...C.memUsage, kind: 'GAUGE' },
+  memWorkingSet: { ...C.memWorkingSet, kind: 'GAUGE' },
+  memRss: { ...C.memRss, kind: 'GAUGE' },
+  memCache: { ...C.memCache, kind: 'GAUGE' },
+  memFailures: { ...C.memFailures, kind: 'COUNTER', extra: ['failure_type', 'scope'] },
+  memLimit: { ...C.memLimit, kind: 'GAUGE' },
+  processes: { ...C.processes, kind: 'GAUGE' },
+  fsUsage: { ...C.fsUsage, kind: 'GAUGE' },
+  fsInodes: { ...C.fsInodes, kind: 'GAUGE' },
+  rxBytes: { ...C.rxBytes, kind: 'COUNTER', extra: ['interface'] },
+  rxPackets: { ...C.rxPackets, kind: 'COUNTER', extra: ['interface'] },
+  rxDropped: { ...C.rxDropped, kind: 'COUNTER', extra: ['interface'] },
+  rxErrors: { ...C.rxErrors, kind: 'COUNTER', extra: ['interface'] },
+  txBytes: { ...C.txBytes, kind: 'COUNTER', extra: ['interface'] },
+  txPackets: { ...C.txPackets, kind: 'COUNTER', extra: ['interface'] },
+  txDropped: { ...C.txDropped, kind: 'COUNTER', extra: ['interface'] },
+  txErrors: { ...C.txErrors, kind: 'COUNTER', extra: ['interface'] },
 } as const satisfies Record<string, Def>;
 
 /** ListMetricDescriptors: every metric ListPodSandboxMetrics may send. */
